@@ -1,0 +1,118 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import {
+  ApolloServerPluginCacheControlDisabled,
+  ApolloServerPluginInlineTraceDisabled,
+  ApolloServerPluginUsageReportingDisabled,
+} from '@apollo/server/plugin/disabled';
+import { fastifyApolloDrainPlugin, fastifyApolloHandler } from '@as-integrations/fastify';
+import type { GraphQLFormattedError } from 'graphql';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Config } from './config.js';
+import { buildContext, type Context } from './context.js';
+import { buildAppSchema } from './schema.js';
+import { initORM } from './db/orm.js';
+import type { StatementTotals } from './core/sql-stats.js';
+import { USER_ERROR_CODES } from './core/errors.js';
+import { secretKey } from './modules/auth/auth.js';
+
+export interface App {
+  fastify: FastifyInstance;
+  apollo: ApolloServer<Context>;
+  orm: MikroORM;
+  /** Every statement the ORM logged since start, attributed to a request or not. */
+  sqlTotals: StatementTotals;
+  /** Stops the HTTP server (draining in-flight operations) and closes the database pool. */
+  close(): Promise<void>;
+}
+
+export interface AppOptions {
+  /** Extra resolver classes (tests only: e.g. a deliberately naive one). */
+  extraResolvers?: Function[];
+}
+
+/** Adds `extensions.sql` to each response: what makes statement counts visible in Apollo Sandbox. */
+function sqlStatsPlugin(): ApolloServerPlugin<Context> {
+  return {
+    async requestDidStart() {
+      return {
+        async willSendResponse({ contextValue, response }) {
+          if (response.body.kind !== 'single' || !contextValue?.sql) return;
+          const { statements, durationMs, texts } = contextValue.sql;
+          response.body.singleResult.extensions = {
+            ...response.body.singleResult.extensions,
+            sql: { statements, durationMs, queries: texts?.map((t) => t.sql) ?? [] },
+          };
+        },
+      };
+    },
+  };
+}
+
+/** In production, anything that is not a coded user error reaches the client as a bare 500-class error. */
+export function maskError(formatted: GraphQLFormattedError, isProduction: boolean): GraphQLFormattedError {
+  const code = formatted.extensions?.code;
+  if (!isProduction) return formatted;
+  if (typeof code === 'string' && (USER_ERROR_CODES.has(code) || code.startsWith('GRAPHQL_') || code === 'BAD_REQUEST' || code === 'PERSISTED_QUERY_NOT_FOUND')) {
+    const { stacktrace: _stack, ...extensions } = formatted.extensions ?? {};
+    return { ...formatted, extensions };
+  }
+  return { message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } };
+}
+
+/**
+ * Builds the whole server: ORM (migrations applied), schema, Apollo and the Fastify routes. It never
+ * listens: `main.ts` does, and tests drive it with `fastify.inject`.
+ */
+export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
+  if (!config.databaseUrl) throw new Error('createApp needs config.databaseUrl (main.ts starts an embedded PostgreSQL when it is unset)');
+  if (!config.jwtSecret) throw new Error('createApp needs config.jwtSecret');
+
+  const { orm, totals } = await initORM({ databaseUrl: config.databaseUrl, poolMax: config.dbPoolMax });
+  const jwtKey = secretKey(config.jwtSecret);
+  const schema = await buildAppSchema(options.extraResolvers);
+
+  const fastify = Fastify({
+    logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
+    bodyLimit: 100 * 1024,
+  });
+
+  const plugins: ApolloServerPlugin<Context>[] = [
+    fastifyApolloDrainPlugin(fastify),
+    // Not used by this API, and each costs time on every field or request.
+    ApolloServerPluginCacheControlDisabled(),
+    ApolloServerPluginInlineTraceDisabled(),
+    ApolloServerPluginUsageReportingDisabled(),
+  ];
+  if (config.debugSql) plugins.push(sqlStatsPlugin());
+
+  const apollo = new ApolloServer<Context>({
+    schema,
+    plugins,
+    introspection: !config.isProduction,
+    includeStacktraceInErrorResponses: !config.isProduction,
+    formatError: (formatted) => maskError(formatted, config.isProduction),
+  });
+  await apollo.start();
+
+  const contextDeps = { orm, jwtKey, keepSqlTexts: config.debugSql };
+  fastify.route({
+    url: '/graphql',
+    method: ['GET', 'POST', 'OPTIONS'],
+    handler: fastifyApolloHandler(apollo, { context: async (request) => buildContext(contextDeps, request.headers) }),
+  });
+  fastify.get('/healthz', async () => ({ status: 'ok' }));
+
+  return {
+    fastify,
+    apollo,
+    orm,
+    sqlTotals: totals,
+    async close() {
+      // Apollo's drain (fastifyApolloDrainPlugin) closes Fastify: no new connections, in-flight
+      // operations finish, idle keep-alive sockets close, then the pool.
+      await apollo.stop();
+      await orm.close(true);
+    },
+  };
+}

@@ -1,0 +1,72 @@
+import { Field, Int, ObjectType, type ClassType } from 'type-graphql';
+
+@ObjectType('PageInfo')
+export class PageInfo {
+  @Field(() => Boolean)
+  hasNextPage!: boolean;
+
+  @Field(() => String, { nullable: true, description: 'Pass as `after` to get the next page.' })
+  endCursor!: string | null;
+}
+
+/**
+ * The value a connection field resolves to. `rows` may hold one row more than `first`: that row only
+ * says a next page exists and is not returned. Edges and pageInfo are derived on demand, and
+ * `totalCount` runs its count only when a client selects it.
+ */
+export class Connection<T> {
+  readonly nodes: T[];
+  readonly hasNextPage: boolean;
+
+  constructor(
+    rows: T[],
+    first: number,
+    private readonly cursorOf: (node: T) => string,
+    private readonly count: () => Promise<number>,
+  ) {
+    this.hasNextPage = rows.length > first;
+    this.nodes = this.hasNextPage ? rows.slice(0, first) : rows;
+  }
+
+  get edges(): { cursor: string; node: T }[] {
+    return this.nodes.map((node) => ({ cursor: this.cursorOf(node), node }));
+  }
+
+  get pageInfo(): PageInfo {
+    const last = this.nodes[this.nodes.length - 1];
+    return { hasNextPage: this.hasNextPage, endCursor: last === undefined ? null : this.cursorOf(last) };
+  }
+
+  get totalCount(): Promise<number> {
+    return this.count();
+  }
+}
+
+/** GraphQL `<Name>Connection` and `<Name>Edge` object types for a node type. */
+export function connectionTypes<TNode extends object>(name: string, nodeType: ClassType<TNode>) {
+  @ObjectType(`${name}Edge`)
+  class Edge {
+    @Field(() => String)
+    cursor!: string;
+
+    @Field(() => nodeType)
+    node!: TNode;
+  }
+
+  @ObjectType(`${name}Connection`)
+  class ConnectionType {
+    @Field(() => [nodeType])
+    nodes!: TNode[];
+
+    @Field(() => [Edge])
+    edges!: Edge[];
+
+    @Field(() => PageInfo)
+    pageInfo!: PageInfo;
+
+    @Field(() => Int, { description: 'Counted only when selected: one extra statement.' })
+    totalCount!: number;
+  }
+
+  return { Edge, ConnectionType };
+}

@@ -1,0 +1,56 @@
+import { GraphQLError } from 'graphql';
+
+/** Codes every client can rely on; user errors carry one of these in `extensions.code`. */
+export type ErrorCode =
+  | 'BAD_USER_INPUT'
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN'
+  | 'NOT_FOUND'
+  | 'CONFLICT'
+  | 'INTERNAL_SERVER_ERROR';
+
+abstract class CodedError extends GraphQLError {
+  constructor(message: string, code: ErrorCode, status: number, extra: Record<string, unknown> = {}) {
+    super(message, { extensions: { code, http: { status }, ...extra } });
+  }
+}
+
+export class BadUserInputError extends CodedError {
+  constructor(message: string, extra: Record<string, unknown> = {}) {
+    super(message, 'BAD_USER_INPUT', 400, extra);
+  }
+}
+
+export class UnauthenticatedError extends CodedError {
+  constructor(message = 'Authentication required: send an Authorization: Bearer <token> header') {
+    super(message, 'UNAUTHENTICATED', 401);
+  }
+}
+
+export class ForbiddenError extends CodedError {
+  constructor(message = 'This operation needs the ADMIN role') {
+    super(message, 'FORBIDDEN', 403);
+  }
+}
+
+/** Also what a viewer gets for a record they may not see: its existence is not revealed. */
+export class NotFoundError extends CodedError {
+  constructor(what: string) {
+    super(`${what} not found`, 'NOT_FOUND', 404);
+  }
+}
+
+export class ConflictError extends CodedError {
+  constructor(message: string) {
+    super(message, 'CONFLICT', 409);
+  }
+}
+
+/** Codes whose errors reach clients unchanged; anything else is masked in production. */
+export const USER_ERROR_CODES: ReadonlySet<string> = new Set<ErrorCode>([
+  'BAD_USER_INPUT',
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'NOT_FOUND',
+  'CONFLICT',
+]);

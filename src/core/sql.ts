@@ -1,0 +1,38 @@
+import type { SqlEntityManager } from '@mikro-orm/postgresql';
+
+/**
+ * Helpers for the hand-written SQL of list-sized reads. MikroORM inlines `?` parameters into the
+ * statement text (quoted and escaped); an array is passed as ONE Postgres array literal so a batch of
+ * any size stays one short parameter, cast in SQL (`?::int[]`).
+ */
+
+/** `[1, 2, null]` -> `{1,2,NULL}`; strings are double-quoted with `"` and `\` escaped. */
+export function pgArray(values: ReadonlyArray<string | number | Date | null>): string {
+  const items = values.map((v) => {
+    if (v === null) return 'NULL';
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) throw new TypeError(`pgArray: ${v} is not a finite number`);
+      return String(v);
+    }
+    const text = v instanceof Date ? v.toISOString() : v;
+    return `"${text.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+  });
+  return `{${items.join(',')}}`;
+}
+
+/**
+ * Runs hand-written SQL on a (forked) EntityManager and returns plain rows. The fork's logger context
+ * goes along, so the statement is counted against the request that sent it.
+ */
+export function queryRows<T = Record<string, unknown>>(
+  em: SqlEntityManager,
+  sql: string,
+  params: readonly unknown[] = [],
+): Promise<T[]> {
+  return em.execute<T[]>(sql, params as unknown[], 'all', em.getLoggerContext());
+}
+
+/** Timestamps arrive as text (MikroORM's type parsers); rows carry them as `Date`. */
+export function toDate(value: string | Date): Date {
+  return value instanceof Date ? value : new Date(value);
+}

@@ -1,0 +1,89 @@
+/**
+ * Entry point: config -> database (embedded PostgreSQL when DATABASE_URL is unset) -> app -> listen.
+ * SIGINT/SIGTERM drain in-flight requests, close the pool and stop the embedded server.
+ */
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { createApp } from './app.js';
+import { resolveDatabase } from './db/database.js';
+import { seedDemoData } from './db/seeders/demo.seeder.js';
+import { developmentJwtSecret } from './modules/auth/auth.js';
+import { demoAccounts, tokenForEmail } from './modules/auth/tokens.js';
+import { User } from './modules/user/user.entity.js';
+
+const DEMO_USERS = 50;
+const DEMO_PAYMENTS_PER_USER = 20;
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(1);
+    }
+    throw err;
+  }
+
+  const log = (line: string) => console.log(`[paygraph] ${line}`);
+  const db = await resolveDatabase(config, { reuseRunning: false, log });
+  const jwtSecret = config.jwtSecret ?? (await developmentJwtSecret(config.dataDir));
+  const runtime: Config = Object.freeze({ ...config, databaseUrl: db.url, jwtSecret });
+
+  let app;
+  try {
+    app = await createApp(runtime);
+  } catch (err) {
+    await db.release();
+    throw err;
+  }
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    // A terminal's Ctrl-C reaches every process of the group, and wrappers relay it: one drain only.
+    if (stopping) return;
+    stopping = true;
+    log(`${signal}: draining in-flight requests, then stopping`);
+    const force = setTimeout(() => {
+      console.error(`[paygraph] shutdown took longer than ${config.shutdownTimeoutMs} ms; exiting`);
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    force.unref();
+    try {
+      await app.close();
+      await db.release();
+      process.exit(0);
+    } catch (err) {
+      console.error(err);
+      process.exit(1);
+    }
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+
+  const em = app.orm.em.fork();
+  if (config.seedDemo && (await em.count(User)) === 0) {
+    const seeded = await seedDemoData(em, { users: DEMO_USERS, paymentsPerUser: DEMO_PAYMENTS_PER_USER });
+    log(`seeded demo data: ${seeded.users} users x ${DEMO_PAYMENTS_PER_USER} payments`);
+  }
+
+  await app.fastify.listen({ host: config.host, port: config.port });
+  const address = app.fastify.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  log(`GraphQL API ready at http://localhost:${port}/graphql${config.isProduction ? '' : ' (open it in a browser for Apollo Sandbox)'}`);
+
+  if (!config.isProduction) {
+    const { admin, user } = await demoAccounts(em);
+    for (const [label, account] of [['admin', admin], ['user', user]] as const) {
+      if (!account) continue;
+      const token = await tokenForEmail(em, jwtSecret, account.email, config.jwtTtlSeconds);
+      log(`${label} ${account.email} -> Authorization: Bearer ${token}`);
+    }
+    log('more tokens: npm run token -- <email>');
+  }
+}
+
+main().catch((err) => {
+  console.error('[paygraph] failed to start:', err);
+  process.exit(1);
+});

@@ -1,0 +1,225 @@
+import { EntityRepository } from '@mikro-orm/postgresql';
+import { Payment, PaymentStatus } from './payment.entity.js';
+import { toUserRow, userColumns, type UserRow } from '../user/user.repository.js';
+import { pgArray, queryRows, toDate } from '../../core/sql.js';
+import type { PaymentCursor } from '../../core/pagination.js';
+
+/** A payment as list-sized reads return it: a plain object carrying its owner's id. */
+export interface PaymentRow {
+  id: number;
+  userId: number;
+  amount: number;
+  currency: string;
+  status: PaymentStatus;
+  stripePaymentId: string | null;
+  description: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** One user's page of payments: every argument that changes the SQL is part of the key. */
+export interface UserPaymentsKey {
+  userId: number;
+  first: number;
+  after: PaymentCursor | null;
+  status: PaymentStatus | null;
+}
+
+export interface PaymentCountKey {
+  userId: number;
+  status: PaymentStatus | null;
+}
+
+export interface PaymentListFilter {
+  status?: PaymentStatus | null;
+  userId?: number | null;
+}
+
+const PAYMENT_COLUMNS = [
+  'p.id as "id"',
+  'p.user_id as "userId"',
+  'p.amount as "amount"',
+  'p.currency as "currency"',
+  'p.status as "status"',
+  'p.stripe_payment_id as "stripePaymentId"',
+  'p.description as "description"',
+  'p.created_at as "createdAt"',
+  'p.updated_at as "updatedAt"',
+].join(', ');
+
+type RawRow = Record<string, unknown>;
+
+export function toPaymentRow(raw: RawRow): PaymentRow {
+  return {
+    id: raw.id as number,
+    userId: raw.userId as number,
+    amount: raw.amount as number,
+    currency: raw.currency as string,
+    status: raw.status as PaymentStatus,
+    stripePaymentId: raw.stripePaymentId as string | null,
+    description: raw.description as string | null,
+    createdAt: toDate(raw.createdAt as string),
+    updatedAt: toDate(raw.updatedAt as string),
+  };
+}
+
+export function paymentEntityToRow(payment: Payment): PaymentRow {
+  return {
+    id: payment.id,
+    userId: payment.user.id,
+    amount: payment.amount,
+    currency: payment.currency,
+    status: payment.status,
+    stripePaymentId: payment.stripePaymentId ?? null,
+    description: payment.description ?? null,
+    createdAt: payment.createdAt,
+    updatedAt: payment.updatedAt,
+  };
+}
+
+function filterSql(filter: PaymentListFilter): { where: string[]; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (filter.status) {
+    where.push('p.status = ?');
+    params.push(filter.status);
+  }
+  if (filter.userId != null) {
+    where.push('p.user_id = ?');
+    params.push(filter.userId);
+  }
+  return { where, params };
+}
+
+const NEWEST_FIRST = { createdAt: 'desc', id: 'desc' } as const;
+
+export class PaymentRepository extends EntityRepository<Payment> {
+  // --- Entity reads with `populate` (the original design note's repository, camelCased) ---
+
+  /** A payment with its user, one joined statement. */
+  getPaymentWithUser(id: number): Promise<Payment | null> {
+    return this.findOne({ id }, { populate: ['user'], strategy: 'joined' });
+  }
+
+  /** A user's payments, newest first, each with its user, in one joined statement. */
+  getUserPaymentsWithUser(userId: number, skip = 0, limit = 100): Promise<Payment[]> {
+    return this.find(
+      { user: userId },
+      { populate: ['user'], strategy: 'joined', orderBy: NEWEST_FIRST, offset: skip, limit },
+    );
+  }
+
+  getUserPaymentsByStatus(userId: number, status: PaymentStatus, skip = 0, limit = 100): Promise<Payment[]> {
+    return this.find(
+      { user: userId, status },
+      { populate: ['user'], strategy: 'joined', orderBy: NEWEST_FIRST, offset: skip, limit },
+    );
+  }
+
+  getPaymentsByStatus(status: PaymentStatus, skip = 0, limit = 100): Promise<Payment[]> {
+    return this.find(
+      { status },
+      { populate: ['user'], strategy: 'joined', orderBy: NEWEST_FIRST, offset: skip, limit },
+    );
+  }
+
+  getPaymentByStripeId(stripePaymentId: string): Promise<Payment | null> {
+    return this.findOne({ stripePaymentId }, { populate: ['user'], strategy: 'joined' });
+  }
+
+  countUserPayments(userId: number, status?: PaymentStatus | null): Promise<number> {
+    return this.count(status ? { user: userId, status } : { user: userId });
+  }
+
+  // --- Plain-row reads for GraphQL lists and loaders ---
+
+  /**
+   * One keyset page of payments (newest first) with each payment's user, in one statement. Asks for
+   * `first + 1` rows so the caller knows whether another page exists.
+   */
+  async findPageWithUsers(args: {
+    first: number;
+    after: PaymentCursor | null;
+    filter: PaymentListFilter;
+  }): Promise<{ payments: PaymentRow[]; users: UserRow[] }> {
+    const { where, params } = filterSql(args.filter);
+    if (args.after) {
+      where.push('(p.created_at, p.id) < (?::timestamptz, ?)');
+      params.push(args.after.createdAt.toISOString(), args.after.id);
+    }
+    params.push(args.first + 1);
+    const raw = await queryRows<RawRow>(
+      this.getEntityManager(),
+      `select ${PAYMENT_COLUMNS}, ${userColumns('u', 'u_')}
+       from payments p join users u on u.id = p.user_id
+       ${where.length ? `where ${where.join(' and ')}` : ''}
+       order by p.created_at desc, p.id desc
+       limit ?`,
+      params,
+    );
+    const users = new Map<number, UserRow>();
+    const payments = raw.map((r) => {
+      if (!users.has(r.u_id as number)) users.set(r.u_id as number, toUserRow(r, 'u_'));
+      return toPaymentRow(r);
+    });
+    return { payments, users: [...users.values()] };
+  }
+
+  /**
+   * Pages of payments for many users at once, each with its own `first`, `after` and `status`: one
+   * LATERAL statement whatever the number of keys. Each page holds up to `first + 1` rows.
+   * Returns one array per key, in key order.
+   */
+  async findPagesByUser(keys: readonly UserPaymentsKey[]): Promise<PaymentRow[][]> {
+    const raw = await queryRows<RawRow>(
+      this.getEntityManager(),
+      `select k.i as "keyIndex", ${PAYMENT_COLUMNS}
+       from unnest(?::int[], ?::text[], ?::timestamptz[], ?::int[], ?::int[])
+            with ordinality as k(user_id, status, after_at, after_id, lim, i)
+       cross join lateral (
+         select * from payments p
+         where p.user_id = k.user_id
+           and (k.status is null or p.status = k.status)
+           and (k.after_at is null or (p.created_at, p.id) < (k.after_at, k.after_id))
+         order by p.created_at desc, p.id desc
+         limit k.lim
+       ) p
+       order by k.i, p.created_at desc, p.id desc`,
+      [
+        pgArray(keys.map((k) => k.userId)),
+        pgArray(keys.map((k) => k.status)),
+        pgArray(keys.map((k) => k.after?.createdAt ?? null)),
+        pgArray(keys.map((k) => k.after?.id ?? null)),
+        pgArray(keys.map((k) => k.first + 1)),
+      ],
+    );
+    const pages: PaymentRow[][] = keys.map(() => []);
+    for (const r of raw) pages[Number(r.keyIndex) - 1]!.push(toPaymentRow(r));
+    return pages;
+  }
+
+  /** Payment counts for many (user, status) pairs: one GROUP BY statement. In key order. */
+  async countByUser(keys: readonly PaymentCountKey[]): Promise<number[]> {
+    const raw = await queryRows<{ keyIndex: string; count: number }>(
+      this.getEntityManager(),
+      `select k.i as "keyIndex", count(p.id)::int as count
+       from unnest(?::int[], ?::text[]) with ordinality as k(user_id, status, i)
+       left join payments p on p.user_id = k.user_id and (k.status is null or p.status = k.status)
+       group by k.i`,
+      [pgArray(keys.map((k) => k.userId)), pgArray(keys.map((k) => k.status))],
+    );
+    const counts = keys.map(() => 0);
+    for (const r of raw) counts[Number(r.keyIndex) - 1] = r.count;
+    return counts;
+  }
+
+  async countByFilter(filter: PaymentListFilter): Promise<number> {
+    const { where, params } = filterSql(filter);
+    const [row] = await queryRows<{ count: number }>(
+      this.getEntityManager(),
+      `select count(*)::int as count from payments p ${where.length ? `where ${where.join(' and ')}` : ''}`,
+      params,
+    );
+    return row?.count ?? 0;
+  }
+}

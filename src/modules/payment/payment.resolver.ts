@@ -1,0 +1,97 @@
+import { Arg, Ctx, FieldResolver, ID, Int, Query, Resolver, Root } from 'type-graphql';
+import { Payment, PaymentStatus } from './payment.entity.js';
+import { paymentEntityToRow, type PaymentRow } from './payment.repository.js';
+import { PaymentConnection, PaymentType } from './payment.types.js';
+import { Role } from '../user/user.entity.js';
+import { userEntityToRow, type UserRow } from '../user/user.repository.js';
+import { UserType } from '../user/user.types.js';
+import { canSeeUser, requireAdmin, requireViewer, type Viewer } from '../auth/auth.js';
+import type { Context } from '../../context.js';
+import { Connection } from '../../core/connection.js';
+import { NotFoundError } from '../../core/errors.js';
+import { assertPageSize, decodePaymentCursor, DEFAULT_PAGE_SIZE, encodePaymentCursor, parseId } from '../../core/pagination.js';
+
+/**
+ * A single payment read with its user in one joined statement; the user row is primed into the
+ * request's user loader so `payment { user { ... } }` costs nothing more. A USER gets NOT_FOUND for
+ * anyone else's payment and for none at all alike.
+ */
+function visiblePayment(ctx: Context, viewer: Viewer, payment: Payment | null): PaymentRow | null {
+  if (!payment || !canSeeUser(viewer, payment.user.id)) {
+    if (payment || viewer.role !== Role.ADMIN) throw new NotFoundError('Payment');
+    return null;
+  }
+  ctx.loaders.primeUsers([userEntityToRow(payment.user.getEntity())]);
+  return paymentEntityToRow(payment);
+}
+
+@Resolver(() => PaymentType)
+export class PaymentResolver {
+  @Query(() => PaymentType, { nullable: true })
+  async payment(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<PaymentRow | null> {
+    const viewer = requireViewer(ctx.viewer);
+    const payment = await ctx.em.getRepository(Payment).getPaymentWithUser(parseId(id));
+    return visiblePayment(ctx, viewer, payment);
+  }
+
+  @Query(() => PaymentType, { nullable: true })
+  async paymentByStripeId(
+    @Arg('stripePaymentId', () => String) stripePaymentId: string,
+    @Ctx() ctx: Context,
+  ): Promise<PaymentRow | null> {
+    const viewer = requireViewer(ctx.viewer);
+    const payment = await ctx.em.getRepository(Payment).getPaymentByStripeId(stripePaymentId);
+    return visiblePayment(ctx, viewer, payment);
+  }
+
+  @Query(() => PaymentConnection, { description: 'ADMIN only. Newest first.' })
+  async payments(
+    @Arg('first', () => Int, { nullable: true, defaultValue: DEFAULT_PAGE_SIZE }) first: number | null,
+    @Arg('after', () => String, { nullable: true }) after: string | null,
+    @Arg('status', () => PaymentStatus, { nullable: true }) status: PaymentStatus | null,
+    @Arg('userId', () => ID, { nullable: true }) userId: string | null,
+    @Ctx() ctx: Context,
+  ): Promise<Connection<PaymentRow>> {
+    requireAdmin(ctx.viewer);
+    return this.page(ctx, first, after, { status, userId: userId == null ? null : parseId(userId, 'userId') });
+  }
+
+  @Query(() => PaymentConnection, { description: "The viewer's own payments, newest first." })
+  async paymentHistory(
+    @Arg('first', () => Int, { nullable: true, defaultValue: DEFAULT_PAGE_SIZE }) first: number | null,
+    @Arg('after', () => String, { nullable: true }) after: string | null,
+    @Arg('status', () => PaymentStatus, { nullable: true }) status: PaymentStatus | null,
+    @Ctx() ctx: Context,
+  ): Promise<Connection<PaymentRow>> {
+    const viewer = requireViewer(ctx.viewer);
+    return this.page(ctx, first, after, { status, userId: viewer.id });
+  }
+
+  @FieldResolver(() => UserType)
+  async user(@Root() payment: PaymentRow, @Ctx() ctx: Context): Promise<UserRow> {
+    if (!canSeeUser(requireViewer(ctx.viewer), payment.userId)) throw new NotFoundError('User');
+    const user = await ctx.loaders.userById.load(payment.userId);
+    // The foreign key makes this impossible short of a concurrent delete, which it also forbids.
+    if (!user) throw new Error(`payment ${payment.id} has no user ${payment.userId}`);
+    return user;
+  }
+
+  /** One statement: the page joined with its users, which are primed for `Payment.user`. */
+  private async page(
+    ctx: Context,
+    first: number | null,
+    after: string | null,
+    filter: { status: PaymentStatus | null; userId: number | null },
+  ): Promise<Connection<PaymentRow>> {
+    const size = assertPageSize(first);
+    const cursor = after ? decodePaymentCursor(after) : null;
+    const repo = ctx.em.getRepository(Payment);
+    const { payments, users } = await repo.findPageWithUsers({ first: size, after: cursor, filter });
+    ctx.loaders.primeUsers(users);
+    const count =
+      filter.userId != null
+        ? () => ctx.loaders.countPaymentsByUserId.load({ userId: filter.userId!, status: filter.status })
+        : () => repo.countByFilter(filter);
+    return new Connection(payments, size, encodePaymentCursor, count);
+  }
+}

@@ -1,0 +1,33 @@
+import { Field, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { GraphQLDateTime } from 'graphql-scalars';
+import { PaymentStatus } from './payment.entity.js';
+import { connectionTypes } from '../../core/connection.js';
+
+registerEnumType(PaymentStatus, { name: 'PaymentStatus' });
+
+/** The public face of a payment; resolves from a `PaymentRow`. */
+@ObjectType('Payment')
+export class PaymentType {
+  @Field(() => ID)
+  id!: number;
+
+  @Field(() => Int, { description: 'Minor units of `currency` (cents for usd).' })
+  amount!: number;
+
+  @Field(() => String, { description: 'ISO 4217, lower-case.' })
+  currency!: string;
+
+  @Field(() => PaymentStatus)
+  status!: PaymentStatus;
+
+  @Field(() => String, { nullable: true })
+  stripePaymentId!: string | null;
+
+  @Field(() => String, { nullable: true })
+  description!: string | null;
+
+  @Field(() => GraphQLDateTime)
+  createdAt!: Date;
+}
+
+export const { ConnectionType: PaymentConnection } = connectionTypes('Payment', PaymentType);

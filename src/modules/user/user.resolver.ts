@@ -1,0 +1,119 @@
+import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { Role, User } from './user.entity.js';
+import { userEntityToRow, type UserRow } from './user.repository.js';
+import { UserConnection, UserFilter, UserType } from './user.types.js';
+import { CreateUserInput, UpdateUserInput } from './user.inputs.js';
+import { userService } from './user.service.js';
+import { PaymentStatus } from '../payment/payment.entity.js';
+import { PaymentConnection } from '../payment/payment.types.js';
+import type { PaymentRow } from '../payment/payment.repository.js';
+import { canSeeUser, requireAdmin, requireViewer } from '../auth/auth.js';
+import type { Context } from '../../context.js';
+import { Connection } from '../../core/connection.js';
+import { NotFoundError } from '../../core/errors.js';
+import {
+  assertPageSize,
+  decodePaymentCursor,
+  decodeUserCursor,
+  DEFAULT_PAGE_SIZE,
+  encodePaymentCursor,
+  encodeUserCursor,
+  parseId,
+} from '../../core/pagination.js';
+
+@Resolver(() => UserType)
+export class UserResolver {
+  @Query(() => UserType, { nullable: true, description: 'The user the bearer token belongs to.' })
+  async me(@Ctx() ctx: Context): Promise<UserRow | null> {
+    const viewer = requireViewer(ctx.viewer);
+    return ctx.loaders.userById.load(viewer.id);
+  }
+
+  @Query(() => UserType, { nullable: true, description: 'A USER may ask only for themself.' })
+  async user(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<UserRow | null> {
+    const viewer = requireViewer(ctx.viewer);
+    const userId = parseId(id);
+    if (!canSeeUser(viewer, userId)) throw new NotFoundError('User');
+    return ctx.loaders.userById.load(userId);
+  }
+
+  @Query(() => UserType, { nullable: true })
+  async userByEmail(@Arg('email', () => String) email: string, @Ctx() ctx: Context): Promise<UserRow | null> {
+    const viewer = requireViewer(ctx.viewer);
+    const row = await ctx.em.getRepository(User).findRowByEmail(email);
+    if (!row) {
+      // For a USER, "no such email" must look the same as "someone else's email".
+      if (viewer.role !== Role.ADMIN) throw new NotFoundError('User');
+      return null;
+    }
+    if (!canSeeUser(viewer, row.id)) throw new NotFoundError('User');
+    ctx.loaders.primeUsers([row]);
+    return row;
+  }
+
+  @Query(() => UserConnection, { description: 'ADMIN only. Ordered by id.' })
+  async users(
+    @Arg('first', () => Int, { nullable: true, defaultValue: DEFAULT_PAGE_SIZE }) first: number | null,
+    @Arg('after', () => String, { nullable: true }) after: string | null,
+    @Arg('filter', () => UserFilter, { nullable: true }) filter: UserFilter | null,
+    @Ctx() ctx: Context,
+  ): Promise<Connection<UserRow>> {
+    requireAdmin(ctx.viewer);
+    const size = assertPageSize(first);
+    const afterId = after ? decodeUserCursor(after) : undefined;
+    const repo = ctx.em.getRepository(User);
+    const rows = await repo.findPage({ first: size, afterId, filter: filter ?? undefined });
+    ctx.loaders.primeUsers(rows);
+    return new Connection(rows, size, encodeUserCursor, () => repo.countByFilter(filter ?? undefined));
+  }
+
+  @FieldResolver(() => PaymentConnection, { description: 'Newest first.' })
+  async payments(
+    @Root() user: UserRow,
+    @Arg('first', () => Int, { nullable: true, defaultValue: DEFAULT_PAGE_SIZE }) first: number | null,
+    @Arg('after', () => String, { nullable: true }) after: string | null,
+    @Arg('status', () => PaymentStatus, { nullable: true }) status: PaymentStatus | null,
+    @Ctx() ctx: Context,
+  ): Promise<Connection<PaymentRow>> {
+    // Every path to a user already checked visibility; this guards paths added later.
+    if (!canSeeUser(requireViewer(ctx.viewer), user.id)) throw new NotFoundError('User');
+    const size = assertPageSize(first);
+    const cursor = after ? decodePaymentCursor(after) : null;
+    const rows = await ctx.loaders.paymentsByUserId.load({ userId: user.id, first: size, after: cursor, status: status ?? null });
+    return new Connection(rows, size, encodePaymentCursor, () =>
+      ctx.loaders.countPaymentsByUserId.load({ userId: user.id, status: status ?? null }),
+    );
+  }
+
+  @FieldResolver(() => Int)
+  async paymentCount(
+    @Root() user: UserRow,
+    @Arg('status', () => PaymentStatus, { nullable: true }) status: PaymentStatus | null,
+    @Ctx() ctx: Context,
+  ): Promise<number> {
+    if (!canSeeUser(requireViewer(ctx.viewer), user.id)) throw new NotFoundError('User');
+    return ctx.loaders.countPaymentsByUserId.load({ userId: user.id, status: status ?? null });
+  }
+
+  @Mutation(() => UserType, { description: 'ADMIN only.' })
+  async createUser(@Arg('input', () => CreateUserInput) input: CreateUserInput, @Ctx() ctx: Context): Promise<UserRow> {
+    requireAdmin(ctx.viewer);
+    return userEntityToRow(await userService.createUser(ctx.em, input));
+  }
+
+  @Mutation(() => UserType, { description: 'A USER may change their own email and name.' })
+  async updateUser(
+    @Arg('id', () => ID) id: string,
+    @Arg('input', () => UpdateUserInput) input: UpdateUserInput,
+    @Ctx() ctx: Context,
+  ): Promise<UserRow> {
+    const viewer = requireViewer(ctx.viewer);
+    return userEntityToRow(await userService.updateUser(ctx.em, viewer, parseId(id), input));
+  }
+
+  @Mutation(() => Boolean, { description: 'ADMIN only. CONFLICT while the user has payments.' })
+  async deleteUser(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<boolean> {
+    requireAdmin(ctx.viewer);
+    return userService.deleteUser(ctx.em, parseId(id));
+  }
+}

@@ -1,0 +1,42 @@
+import { Field, ID, InputType, ObjectType, registerEnumType } from 'type-graphql';
+import { GraphQLDateTime } from 'graphql-scalars';
+import { Role } from './user.entity.js';
+import { connectionTypes } from '../../core/connection.js';
+
+registerEnumType(Role, { name: 'Role' });
+
+/** The public face of a user; resolves from a `UserRow`. */
+@ObjectType('User')
+export class UserType {
+  @Field(() => ID)
+  id!: number;
+
+  @Field(() => String)
+  email!: string;
+
+  @Field(() => String)
+  name!: string;
+
+  @Field(() => Boolean)
+  isActive!: boolean;
+
+  @Field(() => Role)
+  role!: Role;
+
+  @Field(() => GraphQLDateTime)
+  createdAt!: Date;
+}
+
+export const { ConnectionType: UserConnection } = connectionTypes('User', UserType);
+
+@InputType('UserFilter')
+export class UserFilter {
+  @Field(() => Boolean, { nullable: true })
+  isActive?: boolean | null;
+
+  @Field(() => Role, { nullable: true })
+  role?: Role | null;
+
+  @Field(() => String, { nullable: true, description: 'Case-insensitive substring of the email.' })
+  emailContains?: string | null;
+}

@@ -1,0 +1,40 @@
+import 'reflect-metadata';
+import { buildSchema, type NonEmptyArray } from 'type-graphql';
+import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphql';
+import { validate } from 'class-validator';
+import { UserResolver } from './modules/user/user.resolver.js';
+import { PaymentResolver } from './modules/payment/payment.resolver.js';
+import { BadUserInputError } from './core/errors.js';
+
+export const resolvers: NonEmptyArray<Function> = [UserResolver, PaymentResolver];
+
+/**
+ * Validates input objects with their class-validator rules. Scalars and classes without rules pass
+ * untouched; a violation is BAD_USER_INPUT listing every broken rule.
+ */
+async function validateInput(value: unknown): Promise<void> {
+  const values = Array.isArray(value) ? value : [value];
+  for (const v of values) {
+    if (v === null || typeof v !== 'object' || v.constructor === Object) continue;
+    const errors = await validate(v, { forbidUnknownValues: false, validationError: { target: false, value: false } });
+    if (errors.length > 0) {
+      const messages = errors.flatMap((e) => Object.values(e.constraints ?? {}));
+      throw new BadUserInputError(`Invalid input: ${messages.join('; ')}`, {
+        validationErrors: errors.map((e) => ({ field: e.property, messages: Object.values(e.constraints ?? {}) })),
+      });
+    }
+  }
+}
+
+/** The executable schema. Tests may add resolvers (e.g. a deliberately naive one). */
+export async function buildAppSchema(extraResolvers: Function[] = []): Promise<GraphQLSchema> {
+  return buildSchema({
+    resolvers: [...resolvers, ...extraResolvers] as NonEmptyArray<Function>,
+    validateFn: (value) => validateInput(value),
+  });
+}
+
+/** The SDL committed as schema.graphql: sorted, so diffs show real changes only. */
+export function printAppSchema(schema: GraphQLSchema): string {
+  return `${printSchema(lexicographicSortSchema(schema))}\n`;
+}

@@ -1,0 +1,98 @@
+import { loadConfig, type Config } from '../../src/config.js';
+import { createApp, type App, type AppOptions } from '../../src/app.js';
+import { seedDemoData, type SeedOptions } from '../../src/db/seeders/demo.seeder.js';
+import { secretKey, signToken, type Viewer } from '../../src/modules/auth/auth.js';
+import { Role } from '../../src/modules/user/user.entity.js';
+import { createTestDatabase, type TestDatabase } from './database.js';
+
+export const TEST_JWT_SECRET = 'test-secret-that-is-at-least-32-characters-long';
+
+export interface GqlResult<TData = Record<string, any>> {
+  status: number;
+  body: { data?: TData | null; errors?: { message: string; path?: string[]; extensions?: Record<string, any> }[]; extensions?: Record<string, any> };
+  /** Statements the server attributed to this request (from `extensions.sql`). */
+  statements: number;
+  queries: string[];
+  headers: Record<string, unknown>;
+}
+
+export interface TestApp {
+  app: App;
+  db: TestDatabase;
+  config: Config;
+  token(viewer: Viewer): Promise<string>;
+  adminToken(): Promise<string>;
+  /** A USER token for the given user id. */
+  userToken(id: number): Promise<string>;
+  gql<TData = Record<string, any>>(
+    query: string,
+    options?: { variables?: Record<string, unknown>; token?: string; headers?: Record<string, string> },
+  ): Promise<GqlResult<TData>>;
+  /** Runs SQL outside any request (setup and checks). */
+  sql<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * A real app on a fresh database of its own: migrations applied, optionally seeded, driven through
+ * Fastify's `inject` (the real HTTP route, context and plugins; no socket). Every GraphQL call checks
+ * that each statement the ORM ran during it was attributed to it, so the counts are complete.
+ */
+export async function createTestApp(
+  options: { seed?: SeedOptions; env?: Record<string, string>; appOptions?: AppOptions } = {},
+): Promise<TestApp> {
+  const db = await createTestDatabase();
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    DATABASE_URL: db.url,
+    JWT_SECRET: TEST_JWT_SECRET,
+    DEBUG_SQL: 'true',
+    LOG_LEVEL: 'silent',
+    DB_POOL_MAX: '5',
+    ...options.env,
+  });
+  const app = await createApp(config, options.appOptions);
+  if (options.seed) await seedDemoData(app.orm.em.fork(), options.seed);
+  const key = secretKey(TEST_JWT_SECRET);
+  const token = (viewer: Viewer) => signToken(key, viewer, 3600);
+
+  return {
+    app,
+    db,
+    config,
+    token,
+    adminToken: () => token({ id: 1, role: Role.ADMIN }),
+    userToken: (id) => token({ id, role: Role.USER }),
+    async gql(query, { variables, token: bearer, headers = {} } = {}) {
+      const unattributedBefore = app.sqlTotals.unattributed;
+      const res = await app.fastify.inject({
+        method: 'POST',
+        url: '/graphql',
+        headers: {
+          'content-type': 'application/json',
+          ...(bearer ? { authorization: `Bearer ${bearer}` } : {}),
+          ...headers,
+        },
+        payload: JSON.stringify({ query, variables }),
+      });
+      if (app.sqlTotals.unattributed !== unattributedBefore) {
+        throw new Error('a statement ran during the request without being attributed to it');
+      }
+      const body = res.json();
+      return {
+        status: res.statusCode,
+        body,
+        statements: body.extensions?.sql?.statements ?? 0,
+        queries: body.extensions?.sql?.queries ?? [],
+        headers: res.headers,
+      };
+    },
+    async sql(text, params = []) {
+      return app.orm.em.fork().getConnection().execute(text, params) as never;
+    },
+    async close() {
+      await app.close();
+      await db.drop();
+    },
+  };
+}
