@@ -10,9 +10,9 @@ export default defineConfig({
     include: ['tests/**/*.test.ts'],
     globalSetup: ['tests/helpers/global-setup.ts'],
     pool: 'forks',
+    reporters: ['default', './tests/helpers/summary-reporter.ts'],
     testTimeout: 60_000,
     hookTimeout: 180_000,
-    // Every N+1 fails loudly in tests; statement texts are kept for the budget assertions.
     env: { NODE_ENV: 'test' },
   },
 });

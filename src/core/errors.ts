@@ -1,4 +1,4 @@
-import { GraphQLError } from 'graphql';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 
 /** Codes every client can rely on; user errors carry one of these in `extensions.code`. */
 export type ErrorCode =
@@ -54,3 +54,15 @@ export const USER_ERROR_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   'NOT_FOUND',
   'CONFLICT',
 ]);
+
+/** In production, anything that is not a coded user error reaches the client as a bare 500-class error. */
+export function maskError(formatted: GraphQLFormattedError, isProduction: boolean): GraphQLFormattedError {
+  const code = formatted.extensions?.code;
+  if (!isProduction) return formatted;
+  // Apollo's own request errors (parse, validation, bad request) are the client's and safe to show.
+  if (typeof code === 'string' && (USER_ERROR_CODES.has(code) || code.startsWith('GRAPHQL_') || code === 'BAD_REQUEST' || code === 'PERSISTED_QUERY_NOT_FOUND')) {
+    const { stacktrace: _stack, ...extensions } = formatted.extensions ?? {};
+    return { ...formatted, extensions };
+  }
+  return { message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } };
+}

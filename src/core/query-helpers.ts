@@ -39,7 +39,7 @@ export class QueryHelper<T extends { id: number }> {
     return em.findOne(this.entity, filter);
   }
 
-  getAllByFilter(em: SqlEntityManager, filter: FilterQuery<T>, options: ListOptions<T> = {}): Promise<T[]> {
+  async getAllByFilter(em: SqlEntityManager, filter: FilterQuery<T>, options: ListOptions<T> = {}): Promise<T[]> {
     const { offset, limit } = this.page(options);
     const sortBy = options.sortBy ?? 'id';
     if (sortBy !== 'id' && !this.sortableFields.includes(sortBy)) {

@@ -6,10 +6,10 @@ import type { SqlEntityManager } from '@mikro-orm/postgresql';
  * any size stays one short parameter, cast in SQL (`?::int[]`).
  */
 
-/** `[1, 2, null]` -> `{1,2,NULL}`; strings are double-quoted with `"` and `\` escaped. */
-export function pgArray(values: ReadonlyArray<string | number | Date | null>): string {
+/** `[1, 2, null]` -> `{1,2,NULL}` (undefined too); strings are double-quoted with `"` and `\` escaped. */
+export function pgArray(values: ReadonlyArray<string | number | Date | null | undefined>): string {
   const items = values.map((v) => {
-    if (v === null) return 'NULL';
+    if (v == null) return 'NULL';
     if (typeof v === 'number') {
       if (!Number.isFinite(v)) throw new TypeError(`pgArray: ${v} is not a finite number`);
       return String(v);
@@ -30,6 +30,14 @@ export function queryRows<T = Record<string, unknown>>(
   params: readonly unknown[] = [],
 ): Promise<T[]> {
   return em.execute<T[]>(sql, params as unknown[], 'all', em.getLoggerContext());
+}
+
+/**
+ * `em.transactional` with the request's logger context passed on, so BEGIN and COMMIT are counted
+ * against the request too (MikroORM takes them from the options, not from the fork).
+ */
+export function inTransaction<T>(em: SqlEntityManager, run: (tx: SqlEntityManager) => Promise<T>): Promise<T> {
+  return em.transactional((tx) => run(tx as SqlEntityManager), { loggerContext: em.getLoggerContext() });
 }
 
 /** Timestamps arrive as text (MikroORM's type parsers); rows carry them as `Date`. */

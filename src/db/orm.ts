@@ -10,6 +10,8 @@ export interface OrmSettings {
   poolMax?: number;
   /** Print every statement (MikroORM's query logger). */
   logQueries?: boolean;
+  /** No "Applied migration" lines (tests, silent log level). */
+  quiet?: boolean;
 }
 
 /** Options shared by the app, the CLI config and the tests. */
@@ -25,6 +27,7 @@ export function ormOptions(settings: OrmSettings, totals = new StatementTotals()
       transactional: true,
       allOrNothing: true,
       snapshot: false,
+      silent: settings.quiet ?? false,
     },
     pool: { min: 0, max: settings.poolMax ?? 10 },
     debug: settings.logQueries ? ['query', 'query-params'] : false,

@@ -1,5 +1,5 @@
 import type { SqlEntityManager } from '@mikro-orm/postgresql';
-import { queryRows } from '../../core/sql.js';
+import { inTransaction, queryRows } from '../../core/sql.js';
 
 export interface SeedOptions {
   users: number;
@@ -26,7 +26,7 @@ export async function seedDemoData(em: SqlEntityManager, options: SeedOptions): 
   if (!Number.isInteger(users) || users < 0 || !Number.isInteger(paymentsPerUser) || paymentsPerUser < 0) {
     throw new Error('seed: users and payments per user must be non-negative integers');
   }
-  return em.transactional(async (tx) => {
+  return inTransaction(em, async (tx) => {
     const [{ start, empty }] = await queryRows<{ start: number; empty: boolean }>(
       tx,
       'select coalesce(max(id), 0)::int as start, count(*) = 0 as empty from users',

@@ -53,7 +53,7 @@ export class PaymentResolver {
     @Ctx() ctx: Context,
   ): Promise<Connection<PaymentRow>> {
     requireAdmin(ctx.viewer);
-    return this.page(ctx, first, after, { status, userId: userId == null ? null : parseId(userId, 'userId') });
+    return this.page(ctx, first, after, { status: status ?? null, userId: userId == null ? null : parseId(userId, 'userId') });
   }
 
   @Query(() => PaymentConnection, { description: "The viewer's own payments, newest first." })
@@ -64,7 +64,7 @@ export class PaymentResolver {
     @Ctx() ctx: Context,
   ): Promise<Connection<PaymentRow>> {
     const viewer = requireViewer(ctx.viewer);
-    return this.page(ctx, first, after, { status, userId: viewer.id });
+    return this.page(ctx, first, after, { status: status ?? null, userId: viewer.id });
   }
 
   @FieldResolver(() => UserType)

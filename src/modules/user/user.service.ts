@@ -4,6 +4,7 @@ import { normalizeEmail, Role, User } from './user.entity.js';
 import { Payment } from '../payment/payment.entity.js';
 import type { CreateUserInput, UpdateUserInput } from './user.inputs.js';
 import { QueryHelper } from '../../core/query-helpers.js';
+import { inTransaction } from '../../core/sql.js';
 import { ConflictError, ForbiddenError, NotFoundError } from '../../core/errors.js';
 import type { Viewer } from '../auth/auth.js';
 
@@ -19,7 +20,7 @@ export const userService = {
   async createUser(em: SqlEntityManager, input: CreateUserInput): Promise<User> {
     const email = normalizeEmail(input.email);
     try {
-      return await em.transactional((tx) =>
+      return await inTransaction(em, (tx) =>
         userHelper.create(tx, {
           email,
           name: input.name.trim(),
@@ -45,7 +46,7 @@ export const userService = {
     if (input.role != null) data.role = input.role;
     if (input.isActive != null) data.isActive = input.isActive;
     try {
-      const user = await em.transactional((tx) => userHelper.update(tx, id, data));
+      const user = await inTransaction(em, (tx) => userHelper.update(tx, id, data));
       if (!user) throw new NotFoundError('User');
       return user;
     } catch (err) {
@@ -58,7 +59,7 @@ export const userService = {
   async deleteUser(em: SqlEntityManager, id: number): Promise<boolean> {
     const conflict = () => new ConflictError('the user has payments and cannot be deleted');
     try {
-      return await em.transactional(async (tx) => {
+      return await inTransaction(em, async (tx) => {
         if ((await paymentHelper.count(tx, { user: id })) > 0) throw conflict();
         const deleted = await userHelper.delete(tx, id);
         if (!deleted) throw new NotFoundError('User');

@@ -1,0 +1,153 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestApp, type GqlResult, type TestApp } from '../helpers/test-app.js';
+import { encodeUserCursor } from '../../src/core/pagination.js';
+
+let t: TestApp;
+let admin: string;
+
+beforeAll(async () => {
+  t = await createTestApp({ seed: { users: 12, paymentsPerUser: 20 } });
+  admin = await t.adminToken();
+});
+afterAll(async () => t?.close());
+
+/** Ground truth from SQL: ids of a user's payments, newest first. */
+async function paymentIdsOf(userId: number, status?: string): Promise<string[]> {
+  const rows = await t.sql<{ id: number }>(
+    `select id from payments where user_id = ? ${status ? 'and status = ?' : ''} order by created_at desc, id desc`,
+    status ? [userId, status] : [userId],
+  );
+  return rows.map((r) => String(r.id));
+}
+
+const PAGE = `query Page($id: ID!, $first: Int, $after: String, $status: PaymentStatus) {
+  user(id: $id) { payments(first: $first, after: $after, status: $status) {
+    totalCount edges { cursor node { id status } } pageInfo { hasNextPage endCursor } } } }`;
+
+describe('keyset pagination of a user\'s payments', () => {
+  it('walks every page newest first with no gap or repeat', async () => {
+    const seen: string[] = [];
+    let after: string | null = null;
+    for (let page = 0; page < 10; page++) {
+      const r: GqlResult = await t.gql(PAGE, { token: admin, variables: { id: "3", first: 7, after } });
+      const conn: any = r.body.data!.user.payments;
+      seen.push(...conn.edges.map((e: any) => e.node.id));
+      expect(conn.pageInfo.endCursor).toBe(conn.edges.at(-1)?.cursor ?? null);
+      if (!conn.pageInfo.hasNextPage) break;
+      after = conn.pageInfo.endCursor;
+    }
+    expect(seen).toEqual(await paymentIdsOf(3));
+  });
+
+  it('filters by status, and totalCount counts the filtered set', async () => {
+    const r = await t.gql(PAGE, { token: admin, variables: { id: '4', first: 100, status: 'COMPLETED' } });
+    const conn = r.body.data!.user.payments;
+    const truth = await paymentIdsOf(4, 'COMPLETED');
+    expect(conn.edges.map((e: any) => e.node.id)).toEqual(truth);
+    expect(conn.totalCount).toBe(truth.length);
+    expect(conn.pageInfo.hasNextPage).toBe(false);
+  });
+
+  it('keeps order across payments created in the same millisecond (id breaks the tie)', async () => {
+    const [{ id: userId }] = (await t.sql<{ id: number }>(
+      `insert into users (email, name) values ('ties@paygraph.dev', 'Ties') returning id`,
+    )) as [{ id: number }];
+    await t.sql(
+      `insert into payments (user_id, amount, currency, created_at)
+       select ?, 100 + g, 'usd', timestamptz '2026-03-01 00:00:00+00' from generate_series(1, 9) g`,
+      [userId],
+    );
+    const seen: string[] = [];
+    let after: string | null = null;
+    do {
+      const r: GqlResult = await t.gql(PAGE, { token: admin, variables: { id: String(userId), first: 2, after } });
+      const conn: any = r.body.data!.user.payments;
+      seen.push(...conn.edges.map((e: any) => e.node.id));
+      after = conn.pageInfo.hasNextPage ? conn.pageInfo.endCursor : null;
+    } while (after);
+    expect(seen).toHaveLength(9);
+    expect(seen).toEqual(await paymentIdsOf(userId));
+  });
+
+  it('serves different first/after/status per parent in the same two statements', async () => {
+    const first = await t.gql(PAGE, { token: admin, variables: { id: '5', first: 3 } });
+    const cursor = first.body.data!.user.payments.pageInfo.endCursor;
+    const r = await t.gql(
+      `query($after: String) {
+        a: user(id: "5") { payments(first: 2, after: $after) { nodes { id } } }
+        b: user(id: "6") { payments(first: 5, status: FAILED) { nodes { id status } } }
+        c: user(id: "7") { payments(first: 1) { nodes { id } } }
+      }`,
+      { token: admin, variables: { after: cursor } },
+    );
+    expect(r.body.errors).toBeUndefined();
+    const d = r.body.data!;
+    expect(d.a.payments.nodes.map((n: any) => n.id)).toEqual((await paymentIdsOf(5)).slice(3, 5));
+    expect(d.b.payments.nodes.map((n: any) => n.id)).toEqual((await paymentIdsOf(6, 'FAILED')).slice(0, 5));
+    expect(d.c.payments.nodes.map((n: any) => n.id)).toEqual((await paymentIdsOf(7)).slice(0, 1));
+    expect(r.statements).toBe(2);
+  });
+
+  it('limits each parent separately in a list', async () => {
+    const r = await t.gql('{ users(first: 5) { nodes { id payments(first: 4) { nodes { id user { id } } } } } }', {
+      token: admin,
+    });
+    for (const u of r.body.data!.users.nodes) {
+      expect(u.payments.nodes.map((n: any) => n.id)).toEqual((await paymentIdsOf(Number(u.id))).slice(0, 4));
+      for (const p of u.payments.nodes) expect(p.user.id).toBe(u.id);
+    }
+  });
+});
+
+describe('users and global payments', () => {
+  it('pages users by id with a filter, and totalCount matches the filter', async () => {
+    const r1 = await t.gql('{ users(first: 4, filter: { isActive: true }) { totalCount nodes { id isActive } pageInfo { hasNextPage endCursor } } }', { token: admin });
+    const c1 = r1.body.data!.users;
+    expect(c1.nodes.map((n: any) => n.id)).toEqual(['1', '2', '3', '4']);
+    const r2 = await t.gql(`{ users(first: 100, after: "${c1.pageInfo.endCursor}", filter: { isActive: true }) { nodes { id } pageInfo { hasNextPage } } }`, { token: admin });
+    const rest = r2.body.data!.users.nodes.map((n: any) => n.id);
+    const truth = (await t.sql<{ id: number }>('select id from users where is_active order by id')).map((r) => String(r.id));
+    expect([...c1.nodes.map((n: any) => n.id), ...rest]).toEqual(truth);
+    expect(c1.totalCount).toBe(truth.length);
+    expect(r2.body.data!.users.pageInfo.hasNextPage).toBe(false);
+  });
+
+  it('filters by role and by a case-insensitive email substring, with LIKE wildcards taken literally', async () => {
+    const admins = await t.gql('{ users(filter: { role: ADMIN }) { nodes { email role } } }', { token: admin });
+    expect(admins.body.data!.users.nodes).toEqual([{ email: 'admin@paygraph.dev', role: 'ADMIN' }]);
+    const some = await t.gql('{ users(filter: { emailContains: "USER1" }) { nodes { email } } }', { token: admin });
+    expect(some.body.data!.users.nodes.map((n: any) => n.email)).toEqual(['user10@paygraph.dev', 'user11@paygraph.dev', 'user12@paygraph.dev']);
+    const wild = await t.gql('{ users(filter: { emailContains: "%" }) { nodes { email } } }', { token: admin });
+    expect(wild.body.data!.users.nodes).toEqual([]);
+  });
+
+  it('lists payments globally newest first, filtered by status and user', async () => {
+    const r = await t.gql('{ payments(first: 100, status: REFUNDED, userId: "8") { totalCount nodes { id status user { id } } } }', { token: admin });
+    const conn = r.body.data!.payments;
+    expect(conn.nodes.map((n: any) => n.id)).toEqual(await paymentIdsOf(8, 'REFUNDED'));
+    expect(conn.totalCount).toBe(conn.nodes.length);
+    for (const n of conn.nodes) expect(n.user.id).toBe('8');
+  });
+});
+
+describe('bad paging arguments are BAD_USER_INPUT', () => {
+  it.each([0, -1, 101, null])('first: %s', async (first) => {
+    const r = await t.gql('query($f: Int) { users(first: $f) { nodes { id } } }', { token: admin, variables: { f: first } });
+    expect(r.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    expect(r.body.data).toBeNull();
+    expect(r.statements).toBe(0);
+  });
+
+  it.each(['garbage', '', 'cDox', encodeUserCursor({ id: 3 })])('payments after: %j', async (after) => {
+    const r = await t.gql('query($a: String) { paymentHistory(after: $a) { nodes { id } } }', {
+      token: await t.userToken(2),
+      variables: { a: after },
+    });
+    if (after === '') {
+      // An empty cursor means "from the start", like none at all.
+      expect(r.body.errors).toBeUndefined();
+      return;
+    }
+    expect(r.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+  });
+});

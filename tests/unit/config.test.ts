@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.js';
+
+describe('loadConfig', () => {
+  it('gives development defaults with nothing set', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({ env: 'development', port: 4000, databaseUrl: undefined, dataDir: '.data', debugSql: true, dbPoolMax: 10 });
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('refuses production without a JWT_SECRET, naming it', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(ConfigError);
+    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/JWT_SECRET/);
+    expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'short' })).toThrow(/JWT_SECRET: .*32/);
+  });
+
+  it('accepts production with a long secret, and keeps SQL debug off there', () => {
+    const c = loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32) });
+    expect(c.isProduction).toBe(true);
+    expect(c.debugSql).toBe(false);
+  });
+
+  it.each([
+    ['PORT', { PORT: 'eighty' }],
+    ['PORT', { PORT: '70000' }],
+    ['DATABASE_URL', { DATABASE_URL: 'mysql://localhost/db' }],
+    ['DB_POOL_MAX', { DB_POOL_MAX: '0' }],
+    ['DEBUG_SQL', { DEBUG_SQL: 'yes please' }],
+    ['NODE_ENV', { NODE_ENV: 'staging' }],
+  ])('names %s when it is invalid', (name, env) => {
+    expect(() => loadConfig(env)).toThrow(new RegExp(`${name}:`));
+  });
+
+  it('treats an empty variable as unset', () => {
+    expect(loadConfig({ DATABASE_URL: '', PORT: '' })).toMatchObject({ databaseUrl: undefined, port: 4000 });
+  });
+});
