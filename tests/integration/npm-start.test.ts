@@ -68,7 +68,7 @@ describe('npm start on a machine with nothing configured', () => {
       headers: { 'content-type': 'application/json', authorization: `Bearer ${ready.adminToken}` },
       body: JSON.stringify({ query: '{ me { email role } users(first: 2) { totalCount nodes { payments(first: 1) { totalCount } } } }' }),
     });
-    const body = await res.json();
+    const body: any = await res.json();
     expect(res.status).toBe(200);
     expect(body.data.me).toEqual({ email: 'admin@paygraph.dev', role: 'ADMIN' });
     expect(body.data.users.totalCount).toBe(50);
@@ -88,7 +88,7 @@ describe('npm start on a machine with nothing configured', () => {
       headers: { 'content-type': 'application/json', authorization: `Bearer ${token.stdout.trim()}` },
       body: JSON.stringify({ query: '{ me { email } paymentHistory(first: 3) { nodes { amount } } }' }),
     });
-    const meBody = await me.json();
+    const meBody: any = await me.json();
     expect(meBody.data.me.email).toBe('user2@paygraph.dev');
     expect(meBody.data.paymentHistory.nodes).toHaveLength(3);
 
