@@ -9,40 +9,51 @@ export type ErrorCode =
   | 'CONFLICT'
   | 'INTERNAL_SERVER_ERROR';
 
+/**
+ * A user error. It carries no HTTP status: a field error leaves the response 200 with partial data,
+ * as GraphQL clients expect. Only request-level failures (a bad token) set one.
+ */
 abstract class CodedError extends GraphQLError {
-  constructor(message: string, code: ErrorCode, status: number, extra: Record<string, unknown> = {}) {
-    super(message, { extensions: { code, http: { status }, ...extra } });
+  constructor(message: string, code: ErrorCode, extensions: Record<string, unknown> = {}) {
+    super(message, { extensions: { code, ...extensions } });
   }
 }
 
 export class BadUserInputError extends CodedError {
   constructor(message: string, extra: Record<string, unknown> = {}) {
-    super(message, 'BAD_USER_INPUT', 400, extra);
+    super(message, 'BAD_USER_INPUT', extra);
   }
 }
 
 export class UnauthenticatedError extends CodedError {
   constructor(message = 'Authentication required: send an Authorization: Bearer <token> header') {
-    super(message, 'UNAUTHENTICATED', 401);
+    super(message, 'UNAUTHENTICATED');
+  }
+}
+
+/** A token that is present but unusable fails the whole request with HTTP 401. */
+export class InvalidTokenError extends CodedError {
+  constructor(message: string) {
+    super(message, 'UNAUTHENTICATED', { http: { status: 401 } });
   }
 }
 
 export class ForbiddenError extends CodedError {
   constructor(message = 'This operation needs the ADMIN role') {
-    super(message, 'FORBIDDEN', 403);
+    super(message, 'FORBIDDEN');
   }
 }
 
 /** Also what a viewer gets for a record they may not see: its existence is not revealed. */
 export class NotFoundError extends CodedError {
   constructor(what: string) {
-    super(`${what} not found`, 'NOT_FOUND', 404);
+    super(`${what} not found`, 'NOT_FOUND');
   }
 }
 
 export class ConflictError extends CodedError {
   constructor(message: string) {
-    super(message, 'CONFLICT', 409);
+    super(message, 'CONFLICT');
   }
 }
 

@@ -140,3 +140,12 @@ describe('an ADMIN', () => {
     expect(code(r)).toBe('BAD_USER_INPUT');
   });
 });
+
+describe('HTTP status', () => {
+  it('stays 200 when a field fails and others succeed, with the partial data', async () => {
+    const r = await t.gql('{ me { id } user(id: "3") { id } }', { token: user2 });
+    expect(r.status).toBe(200);
+    expect(r.body.data).toEqual({ me: { id: '2' }, user: null });
+    expect(code(r)).toBe('NOT_FOUND');
+  });
+});

@@ -3,7 +3,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { jwtVerify, SignJWT } from 'jose';
 import { Role } from '../user/user.entity.js';
-import { ForbiddenError, UnauthenticatedError } from '../../core/errors.js';
+import { ForbiddenError, InvalidTokenError, UnauthenticatedError } from '../../core/errors.js';
 
 /** Who is asking, as the token says. Resolving it costs no SQL. */
 export interface Viewer {
@@ -33,7 +33,7 @@ export async function signToken(key: Uint8Array, viewer: Viewer, ttlSeconds: num
 export async function viewerFromAuthorization(header: string | undefined, key: Uint8Array): Promise<Viewer | null> {
   if (header === undefined || header === '') return null;
   const match = /^Bearer\s+(\S+)$/i.exec(header);
-  if (!match) throw new UnauthenticatedError('Authorization header must be "Bearer <token>"');
+  if (!match) throw new InvalidTokenError('Authorization header must be "Bearer <token>"');
   try {
     const { payload } = await jwtVerify(match[1]!, key, { algorithms: [ALGORITHM], requiredClaims: ['sub', 'exp'] });
     const id = Number(payload.sub);
@@ -43,7 +43,7 @@ export async function viewerFromAuthorization(header: string | undefined, key: U
     }
     return { id, role };
   } catch {
-    throw new UnauthenticatedError('Invalid or expired token');
+    throw new InvalidTokenError('Invalid or expired token');
   }
 }
 
