@@ -13,6 +13,7 @@ import { buildAppSchema } from './schema.js';
 import { initORM } from './db/orm.js';
 import type { StatementTotals } from './core/sql-stats.js';
 import { maskError } from './core/errors.js';
+import { CacheService } from './core/cache/index.js';
 import { secretKey } from './modules/auth/auth.js';
 
 export interface App {
@@ -21,6 +22,8 @@ export interface App {
   orm: MikroORM;
   /** Every statement the ORM logged since start, attributed to a request or not. */
   sqlTotals: StatementTotals;
+  /** The shared query cache; null when CACHE_ENABLED=false. */
+  cache: CacheService | null;
   /** Stops the HTTP server (draining in-flight operations) and closes the database pool. */
   close(): Promise<void>;
 }
@@ -30,8 +33,24 @@ export interface AppOptions {
   extraResolvers?: Function[];
 }
 
-/** Adds `extensions.sql` to each response: what makes statement counts visible in Apollo Sandbox. */
-function sqlStatsPlugin(): ApolloServerPlugin<Context> {
+/** Mutations never read through the cache: a write must see, and act on, the data as it is. */
+function cachePolicyPlugin(): ApolloServerPlugin<Context> {
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ operation, contextValue }) {
+          if (operation?.operation !== 'query') contextValue.cache.disable();
+        },
+      };
+    },
+  };
+}
+
+/**
+ * Adds `extensions.sql` and `extensions.cache` to each response: what makes statement counts and
+ * cache behaviour visible in Apollo Sandbox.
+ */
+function debugStatsPlugin(): ApolloServerPlugin<Context> {
   return {
     async requestDidStart() {
       return {
@@ -41,6 +60,7 @@ function sqlStatsPlugin(): ApolloServerPlugin<Context> {
           response.body.singleResult.extensions = {
             ...response.body.singleResult.extensions,
             sql: { statements, durationMs, queries: texts?.map((t) => t.sql) ?? [] },
+            cache: { enabled: contextValue.cache.enabled, ...contextValue.cache.getStats() },
           };
         },
       };
@@ -77,8 +97,9 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     ApolloServerPluginCacheControlDisabled(),
     ApolloServerPluginInlineTraceDisabled(),
     ApolloServerPluginUsageReportingDisabled(),
+    cachePolicyPlugin(),
   ];
-  if (config.debugSql) plugins.push(sqlStatsPlugin());
+  if (config.debugSql) plugins.push(debugStatsPlugin());
 
   const apollo = new ApolloServer<Context>({
     schema,
@@ -89,7 +110,16 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   });
   await apollo.start();
 
-  const contextDeps = { orm, jwtKey, keepSqlTexts: config.debugSql };
+  const cache = config.cache.enabled
+    ? CacheService.create({
+        redisUrl: config.redisUrl,
+        namespace: config.cache.namespace,
+        defaultTtlSeconds: config.cache.ttlSeconds,
+        timeoutMs: config.cache.timeoutMs,
+        onError: (message, error) => fastify.log.warn({ err: error }, message),
+      })
+    : null;
+  const contextDeps = { orm, jwtKey, keepSqlTexts: config.debugSql, cache };
   fastify.route({
     url: '/graphql',
     method: ['GET', 'POST', 'OPTIONS'],
@@ -102,10 +132,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     apollo,
     orm,
     sqlTotals: totals,
+    cache,
     async close() {
       // Apollo's drain (fastifyApolloDrainPlugin) closes Fastify: no new connections, in-flight
       // operations finish, idle keep-alive sockets close, then the pool.
       await apollo.stop();
+      await cache?.close();
       await orm.close(true);
     },
   };

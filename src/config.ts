@@ -20,6 +20,11 @@ const envSchema = z
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10000),
     DB_POOL_MAX: z.coerce.number().int().min(1).max(1000).default(10),
     DEBUG_SQL: booleanFromEnv.optional(),
+    REDIS_URL: z.string().regex(/^rediss?:\/\//, { message: 'must be a redis:// or rediss:// URL' }).optional(),
+    CACHE_ENABLED: booleanFromEnv.default(true),
+    CACHE_TTL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(300),
+    CACHE_TIMEOUT_MS: z.coerce.number().int().min(1).max(10_000).default(100),
+    CACHE_NAMESPACE: z.string().regex(/^[\w.-]{1,64}$/, { message: 'must be 1-64 letters, digits, _ . -' }).default('paygraph'),
     SEED_DEMO: booleanFromEnv.default(true),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
@@ -50,8 +55,18 @@ export interface Config {
   readonly dbPoolMax: number;
   /** After SIGTERM/SIGINT, exit non-zero if draining takes longer than this. */
   readonly shutdownTimeoutMs: number;
-  /** Adds `extensions.sql` (statement count, time, texts) to every response. */
+  /** Adds `extensions.sql` (statement count, time, texts) and `extensions.cache` to every response. */
   readonly debugSql: boolean;
+  /** Unset: the query cache lives in process memory (one instance). */
+  readonly redisUrl: string | undefined;
+  readonly cache: {
+    readonly enabled: boolean;
+    readonly ttlSeconds: number;
+    /** Bound on each cache store operation; past it the read goes to PostgreSQL. */
+    readonly timeoutMs: number;
+    /** Key prefix; instances that should share entries and invalidations share it. */
+    readonly namespace: string;
+  };
   readonly seedDemo: boolean;
   readonly logLevel: string;
 }
@@ -85,6 +100,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbPoolMax: e.DB_POOL_MAX,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     debugSql: e.DEBUG_SQL ?? e.NODE_ENV === 'development',
+    redisUrl: e.REDIS_URL,
+    cache: Object.freeze({
+      enabled: e.CACHE_ENABLED,
+      ttlSeconds: e.CACHE_TTL_SECONDS,
+      timeoutMs: e.CACHE_TIMEOUT_MS,
+      namespace: e.CACHE_NAMESPACE,
+    }),
     seedDemo: e.SEED_DEMO,
     logLevel: e.LOG_LEVEL,
   });

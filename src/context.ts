@@ -3,6 +3,7 @@ import type { MikroORM, SqlEntityManager } from '@mikro-orm/postgresql';
 import { createLoaders, type Loaders } from './loaders.js';
 import { SQL_STATS_KEY, SqlStats } from './core/sql-stats.js';
 import { viewerFromAuthorization, type Viewer } from './modules/auth/auth.js';
+import { bindQueryCache, QueryCache, type CacheService } from './core/cache/index.js';
 
 /** Everything a resolver may use; made fresh for every GraphQL request by `buildContext`. */
 export interface Context {
@@ -16,6 +17,8 @@ export interface Context {
   loaders: Loaders;
   /** Statements this request sent (counted by the ORM logger through `em`'s logger context). */
   sql: SqlStats;
+  /** This request's query-cache scope (L1 memo + stats) over the shared cache; also bound to `em`. */
+  cache: QueryCache;
 }
 
 export interface ContextDeps {
@@ -23,6 +26,14 @@ export interface ContextDeps {
   jwtKey: Uint8Array;
   /** Keep statement texts (debug responses, tests). */
   keepSqlTexts: boolean;
+  /** The shared query cache; null when CACHE_ENABLED=false. */
+  cache: CacheService | null;
+}
+
+/** `Cache-Control: no-cache` (or `no-store`) from the client: read everything fresh. */
+function wantsFreshData(header: string | string[] | undefined): boolean {
+  const value = Array.isArray(header) ? header.join(',') : header;
+  return value !== undefined && /\bno-(cache|store)\b/i.test(value);
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -38,5 +49,7 @@ export async function buildContext(
   const viewer = await viewerFromAuthorization(Array.isArray(authorization) ? authorization[0] : authorization, deps.jwtKey);
   const sql = new SqlStats({ keepTexts: deps.keepSqlTexts });
   const em = deps.orm.em.fork({ loggerContext: { [SQL_STATS_KEY]: sql, requestId } });
-  return { requestId, em, viewer, loaders: createLoaders(em), sql };
+  const cache = new QueryCache(deps.cache, { enabled: !wantsFreshData(headers['cache-control']) });
+  bindQueryCache(em, cache);
+  return { requestId, em, viewer, loaders: createLoaders(em, cache), sql, cache };
 }

@@ -49,6 +49,9 @@ export async function createTestApp(
     DEBUG_SQL: 'true',
     LOG_LEVEL: 'silent',
     DB_POOL_MAX: '5',
+    // Statement budgets are about SQL, and many tests write with plain SQL behind the API's back:
+    // the query cache is off unless a test turns it on (tests/integration/query-cache*.test.ts).
+    CACHE_ENABLED: 'false',
     ...options.env,
   });
   const app = await createApp(config, options.appOptions);

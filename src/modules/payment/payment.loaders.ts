@@ -1,7 +1,8 @@
 import DataLoader from 'dataloader';
 import type { SqlEntityManager } from '@mikro-orm/postgresql';
 import { Payment } from './payment.entity.js';
-import type { PaymentCountKey, PaymentRow, UserPaymentsKey } from './payment.repository.js';
+import type { PaymentCountKey, PaymentRow, PaymentStatsRow, UserPaymentsKey } from './payment.repository.js';
+import { cacheTags, type QueryCache } from '../../core/cache/index.js';
 
 function pageKey(k: UserPaymentsKey): string {
   const after = k.after ? `${k.after.createdAt.getTime()}.${k.after.id}` : '';
@@ -10,19 +11,34 @@ function pageKey(k: UserPaymentsKey): string {
 
 /**
  * Payments per user for one request. Keys carry every argument that changes the SQL, so users asked
- * for with different `first`/`after`/`status` still share one statement per batch.
+ * for with different `first`/`after`/`status` still share one statement per batch. Aggregates (counts,
+ * stats) also go through the query cache under the user's `payments:user:<id>` tag.
  */
-export function createPaymentLoaders(em: SqlEntityManager) {
+export function createPaymentLoaders(em: SqlEntityManager, cache: QueryCache) {
   const payments = em.getRepository(Payment);
+  const userPaymentsTag = (userId: number) => [cacheTags.paymentsOfUser(userId)];
   return {
     /** Up to `first + 1` rows per key (the extra row says whether a next page exists). */
     paymentsByUserId: new DataLoader<UserPaymentsKey, PaymentRow[], string>((keys) => payments.findPagesByUser(keys), {
       cacheKeyFn: pageKey,
       maxBatchSize: 1000,
     }),
-    countPaymentsByUserId: new DataLoader<PaymentCountKey, number, string>((keys) => payments.countByUser(keys), {
-      cacheKeyFn: (k) => `${k.userId}|${k.status ?? ''}`,
-      maxBatchSize: 1000,
-    }),
+    countPaymentsByUserId: new DataLoader<PaymentCountKey, number, string>(
+      (keys) =>
+        cache.getOrLoadMany<[number, PaymentCountKey['status']], number>(
+          'countPaymentsByUserId',
+          keys.map((k) => [k.userId, k.status] as [number, PaymentCountKey['status']]),
+          { tags: userPaymentsTag },
+          (missing) => payments.countByUser(missing.map(([userId, status]) => ({ userId, status }))),
+        ),
+      { cacheKeyFn: (k) => `${k.userId}|${k.status ?? ''}`, maxBatchSize: 1000 },
+    ),
+    paymentStatsByUserId: new DataLoader<number, PaymentStatsRow[]>(
+      (userIds) =>
+        cache.getOrLoadMany('paymentStatsByUserId', userIds.map((id) => [id] as [number]), { tags: userPaymentsTag }, (missing) =>
+          payments.statsByUser(missing.map(([id]) => id)),
+        ),
+      { maxBatchSize: 1000 },
+    ),
   };
 }

@@ -3,6 +3,7 @@ import { Payment, PaymentStatus } from './payment.entity.js';
 import { toUserRow, userColumns, type UserRow } from '../user/user.repository.js';
 import { pgArray, queryRows, toDate } from '../../core/sql.js';
 import type { PaymentCursor } from '../../core/pagination.js';
+import { cached, cacheTags } from '../../core/cache/index.js';
 
 /** A payment as list-sized reads return it: a plain object carrying its owner's id. */
 export interface PaymentRow {
@@ -28,6 +29,14 @@ export interface UserPaymentsKey {
 export interface PaymentCountKey {
   userId: number;
   status: PaymentStatus | null;
+}
+
+/** Count and sum of one user's payments in one status and currency. */
+export interface PaymentStatsRow {
+  status: PaymentStatus;
+  currency: string;
+  count: number;
+  totalAmount: number;
 }
 
 export interface PaymentListFilter {
@@ -127,6 +136,7 @@ export class PaymentRepository extends EntityRepository<Payment> {
     return this.findOne({ stripePaymentId }, { populate: ['user'], strategy: 'joined' });
   }
 
+  @cached({ tags: (userId: number) => [cacheTags.paymentsOfUser(userId)] })
   countUserPayments(userId: number, status?: PaymentStatus | null): Promise<number> {
     return this.count(status ? { user: userId, status } : { user: userId });
   }
@@ -211,6 +221,27 @@ export class PaymentRepository extends EntityRepository<Payment> {
     const counts = keys.map(() => 0);
     for (const r of raw) counts[Number(r.keyIndex) - 1] = r.count;
     return counts;
+  }
+
+  /**
+   * Per user, count and sum of payments by status and currency: one GROUP BY over every payment of
+   * the given users, the kind of aggregate the query cache is for. One array per user, in input order.
+   */
+  async statsByUser(userIds: readonly number[]): Promise<PaymentStatsRow[][]> {
+    const raw = await queryRows<PaymentStatsRow & { userId: number }>(
+      this.getEntityManager(),
+      `select p.user_id as "userId", p.status, p.currency, count(*)::int as count, sum(p.amount)::bigint as "totalAmount"
+       from payments p
+       where p.user_id = any(?::int[])
+       group by p.user_id, p.status, p.currency
+       order by p.user_id, p.status, p.currency`,
+      [pgArray(userIds)],
+    );
+    const byUser = new Map<number, PaymentStatsRow[]>(userIds.map((id) => [id, []]));
+    for (const { userId, status, currency, count, totalAmount } of raw) {
+      byUser.get(userId)!.push({ status, currency, count, totalAmount: Number(totalAmount) });
+    }
+    return userIds.map((id) => byUser.get(id)!);
   }
 
   async countByFilter(filter: PaymentListFilter): Promise<number> {

@@ -9,20 +9,37 @@ import { canSeeUser, requireAdmin, requireViewer, type Viewer } from '../auth/au
 import type { Context } from '../../context.js';
 import { Connection } from '../../core/connection.js';
 import { NotFoundError } from '../../core/errors.js';
+import { cacheTags } from '../../core/cache/index.js';
 import { assertPageSize, decodePaymentCursor, DEFAULT_PAGE_SIZE, encodePaymentCursor, parseId } from '../../core/pagination.js';
 
-/**
- * A single payment read with its user in one joined statement; the user row is primed into the
- * request's user loader so `payment { user { ... } }` costs nothing more. A USER gets NOT_FOUND for
- * anyone else's payment and for none at all alike.
- */
-function visiblePayment(ctx: Context, viewer: Viewer, payment: Payment | null): PaymentRow | null {
-  if (!payment || !canSeeUser(viewer, payment.user.id)) {
+/** A USER gets NOT_FOUND for anyone else's payment and for none at all alike; an ADMIN gets null. */
+function visiblePayment(viewer: Viewer, payment: PaymentRow | null): PaymentRow | null {
+  if (!payment || !canSeeUser(viewer, payment.userId)) {
     if (payment || viewer.role !== Role.ADMIN) throw new NotFoundError('Payment');
     return null;
   }
-  ctx.loaders.primeUsers([userEntityToRow(payment.user.getEntity())]);
-  return paymentEntityToRow(payment);
+  return payment;
+}
+
+/**
+ * A single payment through the query cache (the row only: its user is cached on its own, under its
+ * own tag). On a miss it is one joined statement, and the user row is primed into the request's user
+ * loader, so `payment { user { ... } }` costs nothing more. Authorization runs on whatever comes back,
+ * cached or not.
+ */
+async function cachedPayment(
+  ctx: Context,
+  name: string,
+  arg: number | string,
+  tags: string[],
+  load: () => Promise<Payment | null>,
+): Promise<PaymentRow | null> {
+  return ctx.cache.getOrLoad<[number | string], PaymentRow | null>(name, [arg], { tags: () => tags }, async () => {
+    const payment = await load();
+    if (!payment) return null;
+    ctx.loaders.primeUsers([userEntityToRow(payment.user.getEntity())]);
+    return paymentEntityToRow(payment);
+  });
 }
 
 @Resolver(() => PaymentType)
@@ -30,8 +47,10 @@ export class PaymentResolver {
   @Query(() => PaymentType, { nullable: true })
   async payment(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<PaymentRow | null> {
     const viewer = requireViewer(ctx.viewer);
-    const payment = await ctx.em.getRepository(Payment).getPaymentWithUser(parseId(id));
-    return visiblePayment(ctx, viewer, payment);
+    const paymentId = parseId(id);
+    const repo = ctx.em.getRepository(Payment);
+    const row = await cachedPayment(ctx, 'payment', paymentId, [cacheTags.payment(paymentId)], () => repo.getPaymentWithUser(paymentId));
+    return visiblePayment(viewer, row);
   }
 
   @Query(() => PaymentType, { nullable: true })
@@ -40,8 +59,11 @@ export class PaymentResolver {
     @Ctx() ctx: Context,
   ): Promise<PaymentRow | null> {
     const viewer = requireViewer(ctx.viewer);
-    const payment = await ctx.em.getRepository(Payment).getPaymentByStripeId(stripePaymentId);
-    return visiblePayment(ctx, viewer, payment);
+    const repo = ctx.em.getRepository(Payment);
+    const row = await cachedPayment(ctx, 'paymentByStripeId', stripePaymentId, [cacheTags.paymentByStripeId(stripePaymentId)], () =>
+      repo.getPaymentByStripeId(stripePaymentId),
+    );
+    return visiblePayment(viewer, row);
   }
 
   @Query(() => PaymentConnection, { description: 'ADMIN only. Newest first.' })

@@ -1,5 +1,5 @@
 import { Field, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
-import { GraphQLDateTime } from 'graphql-scalars';
+import { GraphQLDateTime, GraphQLSafeInt } from 'graphql-scalars';
 import { PaymentStatus } from './payment.entity.js';
 import { connectionTypes } from '../../core/connection.js';
 
@@ -31,3 +31,18 @@ export class PaymentType {
 }
 
 export const { ConnectionType: PaymentConnection } = connectionTypes('Payment', PaymentType);
+
+@ObjectType('PaymentStats', { description: "Count and total of a user's payments in one status and currency." })
+export class PaymentStatsType {
+  @Field(() => PaymentStatus)
+  status!: PaymentStatus;
+
+  @Field(() => String)
+  currency!: string;
+
+  @Field(() => Int)
+  count!: number;
+
+  @Field(() => GraphQLSafeInt, { description: 'Minor units of `currency`.' })
+  totalAmount!: number;
+}

@@ -5,12 +5,13 @@ import { UserConnection, UserFilter, UserType } from './user.types.js';
 import { CreateUserInput, UpdateUserInput } from './user.inputs.js';
 import { userService } from './user.service.js';
 import { PaymentStatus } from '../payment/payment.entity.js';
-import { PaymentConnection } from '../payment/payment.types.js';
-import type { PaymentRow } from '../payment/payment.repository.js';
+import { PaymentConnection, PaymentStatsType } from '../payment/payment.types.js';
+import type { PaymentRow, PaymentStatsRow } from '../payment/payment.repository.js';
 import { canSeeUser, requireAdmin, requireViewer } from '../auth/auth.js';
 import type { Context } from '../../context.js';
 import { Connection } from '../../core/connection.js';
 import { NotFoundError } from '../../core/errors.js';
+import { cacheTags } from '../../core/cache/index.js';
 import {
   assertPageSize,
   decodePaymentCursor,
@@ -95,10 +96,18 @@ export class UserResolver {
     return ctx.loaders.countPaymentsByUserId.load({ userId: user.id, status: status ?? null });
   }
 
+  @FieldResolver(() => [PaymentStatsType], { description: 'Per status and currency; served from the query cache when warm.' })
+  async paymentStats(@Root() user: UserRow, @Ctx() ctx: Context): Promise<PaymentStatsRow[]> {
+    if (!canSeeUser(requireViewer(ctx.viewer), user.id)) throw new NotFoundError('User');
+    return ctx.loaders.paymentStatsByUserId.load(user.id);
+  }
+
   @Mutation(() => UserType, { description: 'ADMIN only.' })
   async createUser(@Arg('input', () => CreateUserInput) input: CreateUserInput, @Ctx() ctx: Context): Promise<UserRow> {
     requireAdmin(ctx.viewer);
-    return userEntityToRow(await userService.createUser(ctx.em, input));
+    const user = await userService.createUser(ctx.em, input);
+    await ctx.cache.invalidate([cacheTags.user(user.id)]);
+    return userEntityToRow(user);
   }
 
   @Mutation(() => UserType, { description: 'A USER may change their own email and name.' })
@@ -108,12 +117,17 @@ export class UserResolver {
     @Ctx() ctx: Context,
   ): Promise<UserRow> {
     const viewer = requireViewer(ctx.viewer);
-    return userEntityToRow(await userService.updateUser(ctx.em, viewer, parseId(id), input));
+    const user = await userService.updateUser(ctx.em, viewer, parseId(id), input);
+    await ctx.cache.invalidate([cacheTags.user(user.id)]);
+    return userEntityToRow(user);
   }
 
   @Mutation(() => Boolean, { description: 'ADMIN only. CONFLICT while the user has payments.' })
   async deleteUser(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<boolean> {
     requireAdmin(ctx.viewer);
-    return userService.deleteUser(ctx.em, parseId(id));
+    const userId = parseId(id);
+    const deleted = await userService.deleteUser(ctx.em, userId);
+    await ctx.cache.invalidate([cacheTags.user(userId), cacheTags.paymentsOfUser(userId)]);
+    return deleted;
   }
 }

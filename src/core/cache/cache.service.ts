@@ -1,0 +1,333 @@
+import { randomBytes } from 'node:crypto';
+import Keyv from 'keyv';
+import KeyvRedis, { createClient } from '@keyv/redis';
+import { deserialize, serialize } from './serialize.js';
+
+/** Counters of one layer, or of one request. */
+export interface LayerStats {
+  hits: number;
+  misses: number;
+  sets: number;
+  errors: number;
+}
+
+export const emptyStats = (): LayerStats => ({ hits: 0, misses: 0, sets: 0, errors: 0 });
+
+export interface CacheServiceOptions {
+  /** Unset: an in-process memory store (one instance only). */
+  redisUrl?: string;
+  /** Prefix of every key in the store; instances that share data share a namespace. */
+  namespace: string;
+  defaultTtlSeconds: number;
+  /** Bound on every store operation; past it the cache counts an error and the read goes to SQL. */
+  timeoutMs: number;
+  /** Memory store only: entries kept at most (oldest dropped first). */
+  maxMemoryEntries?: number;
+  /** Told about store errors, at most once per burst. */
+  onError?: (message: string, error: unknown) => void;
+}
+
+/** One cached value and the versions its tags had when it was computed. */
+interface Entry {
+  v: unknown;
+  t: Record<string, string>;
+}
+
+export interface LoadRequest {
+  /** Full key: name plus `cacheKey(args)`. */
+  key: string;
+  /** Invalidation tags, known from the arguments (so versions are read before the load). */
+  tags: readonly string[];
+}
+
+const TAG_PREFIX = 'tag:';
+const ENTRY_PREFIX = 'q:';
+/** Tag versions outlive entries; an expired or evicted tag only causes misses (see `currentTagVersions`). */
+const TAG_TTL_MS = 24 * 60 * 60 * 1000;
+const ERROR_LOG_INTERVAL_MS = 10_000;
+
+class CacheTimeoutError extends Error {
+  override name = 'CacheTimeoutError';
+}
+
+/** A Map that drops its oldest entries past a size: the in-memory store must not grow without end. */
+class BoundedMap<K, V> extends Map<K, V> {
+  constructor(private readonly max: number) {
+    super();
+  }
+
+  override set(key: K, value: V): this {
+    if (this.has(key)) this.delete(key);
+    super.set(key, value);
+    if (this.size > this.max) this.delete(this.keys().next().value as K);
+    return this;
+  }
+}
+
+const newVersion = (): string => randomBytes(6).toString('base64url');
+
+/**
+ * The shared query cache of one app instance, over Keyv (memory, or Redis for many instances).
+ *
+ * Invalidation uses tag versions kept in the same store: each entry records the version of each of
+ * its tags when it was computed, and a write gives each tag it touches a new random version. A read
+ * fetches the entries and their tags' current versions in one `getMany` (one MGET on Redis) and treats
+ * any difference as a miss, so an invalidation made by one instance is seen by every instance sharing
+ * the store at once. Versions are read before the load, so a write that commits during a load can
+ * never leave its old result looking current.
+ *
+ * It fails open: a store error or timeout counts an error, the read goes to the database, and the
+ * request carries on. Invalidations that could not be written are retried on the next successful
+ * operation, and until then this instance does not serve entries carrying those tags.
+ */
+export class CacheService {
+  /** Counters since start, over every request (for metrics). */
+  readonly totals: LayerStats = emptyStats();
+  private readonly flights = new Map<string, Promise<unknown>>();
+  /** Versions this process just created for missing tags, so concurrent misses agree on one. */
+  private readonly freshVersions = new Map<string, string>();
+  private readonly pendingInvalidations = new Set<string>();
+  private lastErrorLog = 0;
+  private suppressedErrors = 0;
+
+  private constructor(
+    readonly keyv: Keyv,
+    private readonly options: CacheServiceOptions,
+    private readonly closeStore: () => Promise<void>,
+  ) {
+    keyv.on('error', () => {
+      // Errors are also thrown (throwOnErrors) and counted where they happen.
+    });
+  }
+
+  static create(options: CacheServiceOptions): CacheService {
+    const keyvOptions = { namespace: options.namespace, serialize, deserialize, throwOnErrors: true };
+    if (!options.redisUrl) {
+      const keyv = new Keyv({ ...keyvOptions, store: new BoundedMap(options.maxMemoryEntries ?? 50_000) });
+      return new CacheService(keyv, options, async () => {});
+    }
+    const client = createClient({
+      url: options.redisUrl,
+      // While Redis is away, commands fail at once instead of queueing; reads go to SQL meanwhile.
+      disableOfflineQueue: true,
+      socket: {
+        connectTimeout: Math.max(1000, options.timeoutMs * 10),
+        reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000),
+      },
+    });
+    // The adapter's own namespace prefixes keys once; Keyv must not add a second prefix.
+    const store = new KeyvRedis(client as never, { namespace: options.namespace, throwOnConnectError: false, throwOnErrors: true });
+    const keyv = new Keyv({ ...keyvOptions, store, useKeyPrefix: false });
+    const service = new CacheService(keyv, options, async () => {
+      try {
+        if (client.isOpen) await client.close();
+      } catch {
+        client.destroy();
+      }
+    });
+    client.on('error', (err: unknown) => service.noteError(err));
+    client.on('ready', () => void service.flushPendingInvalidations());
+    client.connect().catch((err: unknown) => service.noteError(err));
+    return service;
+  }
+
+  get defaultTtlMs(): number {
+    return this.options.defaultTtlSeconds * 1000;
+  }
+
+  /**
+   * Values for `requests`, from the store where current, else from `loadMissing` (called once with
+   * the indexes of every miss). Concurrent misses of the same key and versions in this process share
+   * one load (single flight). Null and undefined results are returned but not stored.
+   */
+  async getOrLoadMany<T>(
+    requests: readonly LoadRequest[],
+    ttlMs: number,
+    loadMissing: (missing: number[]) => Promise<T[]>,
+    stats: LayerStats,
+  ): Promise<T[]> {
+    if (requests.length === 0) return [];
+    const tags = [...new Set(requests.flatMap((r) => r.tags))];
+    let raw: unknown[] | null;
+    try {
+      raw = await this.guard(this.keyv.getMany([...requests.map((r) => ENTRY_PREFIX + r.key), ...tags.map((t) => TAG_PREFIX + t)]));
+    } catch (err) {
+      this.countError(stats, err);
+      raw = null;
+    }
+
+    const results: T[] = new Array(requests.length);
+    const missing: number[] = [];
+    const versions = raw ? this.currentTagVersions(tags, raw.slice(requests.length)) : null;
+    requests.forEach((request, i) => {
+      const entry = raw?.[i] as Entry | undefined;
+      if (entry && versions && this.isCurrent(entry, request.tags, versions)) {
+        results[i] = entry.v as T;
+        stats.hits++;
+        this.totals.hits++;
+      } else {
+        missing.push(i);
+        stats.misses++;
+        this.totals.misses++;
+      }
+    });
+    if (missing.length === 0) return results;
+
+    // Single flight: a miss already being loaded by this process, for the same versions, is awaited.
+    const toLoad: number[] = [];
+    const joined: Promise<void>[] = [];
+    for (const i of missing) {
+      const flight = versions ? this.flights.get(this.flightKey(requests[i]!, versions)) : undefined;
+      if (flight) joined.push(flight.then((v) => void (results[i] = v as T)));
+      else toLoad.push(i);
+    }
+    if (toLoad.length > 0) {
+      const load = loadMissing(toLoad).then(async (values) => {
+        toLoad.forEach((i, n) => (results[i] = values[n] as T));
+        if (versions) await this.store(requests, toLoad, values, versions, ttlMs, stats);
+        return values;
+      });
+      if (versions) {
+        toLoad.forEach((i, n) => {
+          const key = this.flightKey(requests[i]!, versions);
+          const flight = load.then((values) => values[n]);
+          this.flights.set(key, flight);
+          void flight.then(
+            () => this.flights.get(key) === flight && this.flights.delete(key),
+            () => this.flights.get(key) === flight && this.flights.delete(key),
+          );
+        });
+      }
+      await load;
+    }
+    await Promise.all(joined);
+    return results;
+  }
+
+  /** Gives each tag a new version: every entry carrying one of them is a miss from now on, everywhere. */
+  async invalidate(tags: readonly string[]): Promise<void> {
+    if (tags.length === 0) return;
+    for (const tag of tags) this.pendingInvalidations.add(tag);
+    await this.flushPendingInvalidations();
+  }
+
+  /** Drops everything in this namespace (the original design note's `clear_cache`). */
+  async clear(): Promise<void> {
+    await this.guard(this.keyv.clear());
+  }
+
+  async close(): Promise<void> {
+    await this.closeStore();
+  }
+
+  private async flushPendingInvalidations(): Promise<void> {
+    if (this.pendingInvalidations.size === 0) return;
+    const tags = [...this.pendingInvalidations];
+    try {
+      await this.guard(this.keyv.setMany(tags.map((t) => ({ key: TAG_PREFIX + t, value: newVersion(), ttl: TAG_TTL_MS }))));
+      for (const t of tags) {
+        this.pendingInvalidations.delete(t);
+        this.freshVersions.delete(t);
+      }
+    } catch (err) {
+      this.totals.errors++;
+      this.noteError(err);
+    }
+  }
+
+  /** Stored versions; a missing tag gets a new version (shared by concurrent misses in this process). */
+  private currentTagVersions(tags: string[], stored: unknown[]): Record<string, string> {
+    const versions: Record<string, string> = {};
+    const created: string[] = [];
+    tags.forEach((tag, i) => {
+      const v = stored[i];
+      if (typeof v === 'string') {
+        versions[tag] = v;
+        return;
+      }
+      let fresh = this.freshVersions.get(tag);
+      if (!fresh) {
+        fresh = newVersion();
+        this.freshVersions.set(tag, fresh);
+        created.push(tag);
+      }
+      versions[tag] = fresh;
+    });
+    if (created.length > 0) {
+      void this.guard(this.keyv.setMany(created.map((t) => ({ key: TAG_PREFIX + t, value: versions[t], ttl: TAG_TTL_MS }))))
+        .catch((err) => {
+          this.totals.errors++;
+          this.noteError(err);
+        })
+        .finally(() => {
+          for (const t of created) if (this.freshVersions.get(t) === versions[t]) this.freshVersions.delete(t);
+        });
+    }
+    return versions;
+  }
+
+  private isCurrent(entry: Entry, tags: readonly string[], versions: Record<string, string>): boolean {
+    for (const tag of tags) {
+      if (this.pendingInvalidations.has(tag) || entry.t?.[tag] !== versions[tag]) return false;
+    }
+    return true;
+  }
+
+  private flightKey(request: LoadRequest, versions: Record<string, string>): string {
+    return `${request.key}|${request.tags.map((t) => versions[t]).join('.')}`;
+  }
+
+  private async store(
+    requests: readonly LoadRequest[],
+    indexes: number[],
+    values: unknown[],
+    versions: Record<string, string>,
+    ttlMs: number,
+    stats: LayerStats,
+  ): Promise<void> {
+    const entries = indexes.flatMap((i, n) => {
+      const value = values[n];
+      if (value === null || value === undefined) return [];
+      const t = Object.fromEntries(requests[i]!.tags.map((tag) => [tag, versions[tag]!]));
+      return [{ key: ENTRY_PREFIX + requests[i]!.key, value: { v: value, t } satisfies Entry, ttl: ttlMs }];
+    });
+    if (entries.length === 0) return;
+    try {
+      await this.guard(this.keyv.setMany(entries));
+      stats.sets += entries.length;
+      this.totals.sets += entries.length;
+    } catch (err) {
+      this.countError(stats, err);
+    }
+  }
+
+  private countError(stats: LayerStats, err: unknown): void {
+    stats.errors++;
+    this.totals.errors++;
+    this.noteError(err);
+  }
+
+  /** Logs the first error of a burst, then at most one line per interval with the count suppressed. */
+  noteError(err: unknown): void {
+    const now = Date.now();
+    if (now - this.lastErrorLog < ERROR_LOG_INTERVAL_MS) {
+      this.suppressedErrors++;
+      return;
+    }
+    const suppressed = this.suppressedErrors;
+    this.lastErrorLog = now;
+    this.suppressedErrors = 0;
+    this.options.onError?.(
+      `query cache store error; reads fall back to PostgreSQL${suppressed ? ` (${suppressed} more since the last report)` : ''}`,
+      err,
+    );
+  }
+
+  private guard<T>(operation: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new CacheTimeoutError(`cache store did not answer within ${this.options.timeoutMs} ms`)), this.options.timeoutMs);
+    });
+    return Promise.race([operation, timeout]).finally(() => clearTimeout(timer));
+  }
+}

@@ -1,0 +1,13 @@
+export { CacheService, type CacheServiceOptions, type LayerStats } from './cache.service.js';
+export { QueryCache, type CacheSpec, type QueryCacheStats } from './query-cache.js';
+export { cached, cachedFunction, bindQueryCache, queryCacheFor } from './cached.js';
+export { cacheKey } from './cache-key.js';
+export { serialize, deserialize } from './serialize.js';
+
+import type { CacheService } from './cache.service.js';
+
+/** Empties the shared cache of an app instance (the original design note's `clear_cache()`). */
+export async function clearCache(cache: CacheService): Promise<void> {
+  await cache.clear();
+}
+export { cacheTags, paymentWriteTags } from './tags.js';
