@@ -119,6 +119,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         onError: (message, error) => fastify.log.warn({ err: error }, message),
       })
     : null;
+  if (cache && !(await cache.ready())) fastify.log.warn('query cache store (Redis) not reachable at start; reading from PostgreSQL until it is');
   const contextDeps = { orm, jwtKey, keepSqlTexts: config.debugSql, cache };
   fastify.route({
     url: '/graphql',

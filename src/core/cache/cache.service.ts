@@ -90,6 +90,9 @@ export class CacheService {
   private lastErrorLog = 0;
   private suppressedErrors = 0;
 
+  /** Settles when the store first answers (the memory store at once). */
+  private connected: Promise<unknown> = Promise.resolve();
+
   private constructor(
     readonly keyv: Keyv,
     private readonly options: CacheServiceOptions,
@@ -127,8 +130,23 @@ export class CacheService {
     });
     client.on('error', (err: unknown) => service.noteError(err));
     client.on('ready', () => void service.flushPendingInvalidations());
-    client.connect().catch((err: unknown) => service.noteError(err));
+    service.connected = client.connect().catch((err: unknown) => service.noteError(err));
     return service;
+  }
+
+  /**
+   * Waits, at most `timeoutMs`, for the store to be connected. Start-up calls it so the first requests
+   * find Redis ready; if it is down, the app starts anyway and reads go to PostgreSQL until it returns.
+   */
+  async ready(timeoutMs = 2000): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+    const connected = this.connected.then(() => true);
+    try {
+      return await Promise.race([connected, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   get defaultTtlMs(): number {

@@ -4,8 +4,8 @@ import { emptyStats, type CacheService, type LayerStats } from './cache.service.
 export interface CacheSpec<Args extends unknown[]> {
   /** Seconds; the service default (CACHE_TTL_SECONDS) when unset. */
   ttl?: number;
-  /** Invalidation tags from the arguments, e.g. `(id) => [\`user:${id}\`]`. */
-  tags?: (...args: Args) => string[];
+  /** Invalidation tags from the arguments, e.g. `([id]) => [\`user:${id}\`]`. */
+  tags?: (args: Args) => string[];
 }
 
 export interface QueryCacheStats extends LayerStats {
@@ -45,7 +45,7 @@ export class QueryCache {
   }
 
   /** A single value: from the memo, the shared store, or `load`. */
-  async getOrLoad<Args extends unknown[], T>(name: string, args: Args, spec: CacheSpec<Args>, load: () => Promise<T>): Promise<T> {
+  async getOrLoad<const Args extends unknown[], T>(name: string, args: Args, spec: CacheSpec<NoInfer<Args>>, load: () => Promise<T>): Promise<T> {
     const [value] = await this.getOrLoadMany(name, [args], spec, async () => [await load()]);
     return value as T;
   }
@@ -54,10 +54,10 @@ export class QueryCache {
    * Values for several argument lists in one store round trip; `loadMissing` gets the argument lists
    * of the misses only, and answers in the same order.
    */
-  async getOrLoadMany<Args extends unknown[], T>(
+  async getOrLoadMany<const Args extends unknown[], T>(
     name: string,
     argLists: readonly Args[],
-    spec: CacheSpec<Args>,
+    spec: CacheSpec<NoInfer<Args>>,
     loadMissing: (missing: Args[]) => Promise<T[]>,
   ): Promise<T[]> {
     if (!this.on || !this.service) return loadMissing([...argLists]);
@@ -82,7 +82,7 @@ export class QueryCache {
     if (unique.length < fresh.length) this.l1.hits += fresh.length - unique.length;
     if (unique.length > 0) {
       const batch = service.getOrLoadMany(
-        unique.map((i) => ({ key: keys[i]!, tags: spec.tags?.(...argLists[i]!) ?? [] })),
+        unique.map((i) => ({ key: keys[i]!, tags: spec.tags?.(argLists[i]!) ?? [] })),
         spec.ttl !== undefined ? spec.ttl * 1000 : service.defaultTtlMs,
         async (missing) => loadMissing(missing.map((m) => argLists[unique[m]!]!)),
         this.shared,

@@ -16,7 +16,7 @@ function pageKey(k: UserPaymentsKey): string {
  */
 export function createPaymentLoaders(em: SqlEntityManager, cache: QueryCache) {
   const payments = em.getRepository(Payment);
-  const userPaymentsTag = (userId: number) => [cacheTags.paymentsOfUser(userId)];
+  const userPaymentsTag = ([userId]: readonly [number, ...unknown[]]) => [cacheTags.paymentsOfUser(userId)];
   return {
     /** Up to `first + 1` rows per key (the extra row says whether a next page exists). */
     paymentsByUserId: new DataLoader<UserPaymentsKey, PaymentRow[], string>((keys) => payments.findPagesByUser(keys), {
@@ -25,7 +25,7 @@ export function createPaymentLoaders(em: SqlEntityManager, cache: QueryCache) {
     }),
     countPaymentsByUserId: new DataLoader<PaymentCountKey, number, string>(
       (keys) =>
-        cache.getOrLoadMany<[number, PaymentCountKey['status']], number>(
+        cache.getOrLoadMany(
           'countPaymentsByUserId',
           keys.map((k) => [k.userId, k.status] as [number, PaymentCountKey['status']]),
           { tags: userPaymentsTag },

@@ -136,7 +136,7 @@ export class PaymentRepository extends EntityRepository<Payment> {
     return this.findOne({ stripePaymentId }, { populate: ['user'], strategy: 'joined' });
   }
 
-  @cached({ tags: (userId: number) => [cacheTags.paymentsOfUser(userId)] })
+  @cached<[number, (PaymentStatus | null)?]>({ tags: ([userId]) => [cacheTags.paymentsOfUser(userId)] })
   countUserPayments(userId: number, status?: PaymentStatus | null): Promise<number> {
     return this.count(status ? { user: userId, status } : { user: userId });
   }

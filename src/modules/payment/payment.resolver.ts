@@ -34,7 +34,7 @@ async function cachedPayment(
   tags: string[],
   load: () => Promise<Payment | null>,
 ): Promise<PaymentRow | null> {
-  return ctx.cache.getOrLoad<[number | string], PaymentRow | null>(name, [arg], { tags: () => tags }, async () => {
+  return ctx.cache.getOrLoad(name, [arg], { tags: () => tags }, async () => {
     const payment = await load();
     if (!payment) return null;
     ctx.loaders.primeUsers([userEntityToRow(payment.user.getEntity())]);

@@ -12,7 +12,7 @@ export function createUserLoaders(em: SqlEntityManager, cache: QueryCache) {
   const users = em.getRepository(User);
   const userById = new DataLoader<number, UserRow | null>(
     (ids) =>
-      cache.getOrLoadMany('userById', ids.map((id) => [id] as [number]), { tags: (id) => [cacheTags.user(id)] }, async (missing) => {
+      cache.getOrLoadMany('userById', ids.map((id) => [id] as [number]), { tags: ([id]) => [cacheTags.user(id)] }, async (missing) => {
         const rows = await users.findRowsByIds(missing.map(([id]) => id));
         const byId = new Map(rows.map((row) => [row.id, row]));
         return missing.map(([id]) => byId.get(id) ?? null);

@@ -1,0 +1,139 @@
+import { randomBytes } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { CacheService, QueryCache } from '../../src/core/cache/index.js';
+
+const redisUrl = inject('redisUrl');
+const STORES = [
+  { name: 'memory', redisUrl: undefined as string | undefined },
+  { name: 'Redis', redisUrl: redisUrl || undefined },
+];
+
+const open: CacheService[] = [];
+afterEach(async () => {
+  while (open.length) await open.pop()!.close();
+});
+
+function service(redis: string | undefined, namespace = `t${randomBytes(4).toString('hex')}`): CacheService {
+  const s = CacheService.create({ redisUrl: redis, namespace, defaultTtlSeconds: 60, timeoutMs: 500 });
+  open.push(s);
+  return s;
+}
+
+async function ready(s: CacheService): Promise<CacheService> {
+  expect(await s.ready()).toBe(true);
+  return s;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe.each(STORES)('the cache on $name', ({ name, redisUrl: url }) => {
+  // CI always has Redis (global setup fails without it); only a bare dev machine skips this variant.
+  const skip = name === 'Redis' && !url;
+
+  it.skipIf(skip)('keeps exact stats over a scripted sequence of hits, misses and sets', async () => {
+    const shared = await ready(service(url));
+    let loads = 0;
+    const load = async () => ({ n: ++loads });
+    const a = new QueryCache(shared, { enabled: true });
+    expect(await a.getOrLoad('k', [1], {}, load)).toEqual({ n: 1 }); // miss, set
+    expect(await a.getOrLoad('k', [1], {}, load)).toEqual({ n: 1 }); // L1 hit
+    expect(await a.getOrLoad('k', [2], {}, load)).toEqual({ n: 2 }); // miss, set
+    expect(a.getStats()).toEqual({ hits: 1, misses: 2, sets: 2, errors: 0, l1: { hits: 1 }, shared: { hits: 0, misses: 2, sets: 2, errors: 0 } });
+
+    const b = new QueryCache(shared, { enabled: true });
+    expect(await b.getOrLoad('k', [1], {}, load)).toEqual({ n: 1 }); // shared hit
+    expect(await b.getOrLoad('k', [3], {}, async () => null)).toBeNull(); // miss, null is not stored
+    expect(await b.getOrLoad('k', [3], {}, async () => null)).toBeNull(); // L1 hit
+    expect(b.getStats()).toEqual({ hits: 2, misses: 1, sets: 0, errors: 0, l1: { hits: 1 }, shared: { hits: 1, misses: 1, sets: 0, errors: 0 } });
+    expect(loads).toBe(2);
+    expect(shared.totals).toEqual({ hits: 1, misses: 3, sets: 2, errors: 0 });
+  });
+
+  it.skipIf(skip)('expires entries after their TTL', async () => {
+    const shared = await ready(service(url));
+    let loads = 0;
+    const spec = { ttl: 0.3 };
+    await new QueryCache(shared, { enabled: true }).getOrLoad('ttl', [1], spec, async () => ++loads);
+    expect(await new QueryCache(shared, { enabled: true }).getOrLoad('ttl', [1], spec, async () => ++loads)).toBe(1);
+    await sleep(450);
+    expect(await new QueryCache(shared, { enabled: true }).getOrLoad('ttl', [1], spec, async () => ++loads)).toBe(2);
+  });
+
+  it.skipIf(skip)('invalidates by tag: entries carrying the tag miss, others still hit', async () => {
+    const shared = await ready(service(url));
+    const read = (id: number, value: string) =>
+      new QueryCache(shared, { enabled: true }).getOrLoad('user', [id], { tags: ([i]) => [`user:${i}`] }, async () => value);
+    await read(1, 'one');
+    await read(2, 'two');
+    await new QueryCache(shared, { enabled: true }).invalidate(['user:1']);
+    expect(await read(1, 'ONE')).toBe('ONE');
+    expect(await read(2, 'TWO')).toBe('two');
+  });
+
+  it.skipIf(skip)('shares entries and invalidations between instances on one store', async () => {
+    if (name === 'memory') return; // one process memory store is one instance by definition
+    const namespace = `shared${randomBytes(4).toString('hex')}`;
+    const [a, b] = [await ready(service(url, namespace)), await ready(service(url, namespace))];
+    const spec = { tags: () => ['user:9'] };
+    await new QueryCache(a, { enabled: true }).getOrLoad('user', [9], spec, async () => 'v1');
+    expect(await new QueryCache(b, { enabled: true }).getOrLoad('user', [9], spec, async () => 'not used')).toBe('v1');
+    await new QueryCache(b, { enabled: true }).invalidate(['user:9']);
+    expect(await new QueryCache(a, { enabled: true }).getOrLoad('user', [9], spec, async () => 'v2')).toBe('v2');
+  });
+
+  it.skipIf(skip)('runs the loader once for 50 concurrent misses of one key (single flight)', async () => {
+    const shared = await ready(service(url));
+    let loads = 0;
+    const results = await Promise.all(
+      Array.from({ length: 50 }, () =>
+        new QueryCache(shared, { enabled: true }).getOrLoad('hot', [1], { tags: () => ['hot'] }, async () => {
+          loads++;
+          await sleep(30);
+          return 'value';
+        }),
+      ),
+    );
+    expect(results).toEqual(Array(50).fill('value'));
+    expect(loads).toBe(1);
+  });
+
+  it.skipIf(skip)('keeps Dates as Dates through the store', async () => {
+    const shared = await ready(service(url));
+    const at = new Date('2026-05-06T07:08:09.123Z');
+    await new QueryCache(shared, { enabled: true }).getOrLoad('d', [1], {}, async () => ({ at }));
+    const back = await new QueryCache(shared, { enabled: true }).getOrLoad('d', [1], {}, async () => ({ at: new Date(0) }));
+    expect(back.at).toBeInstanceOf(Date);
+    expect(back.at.getTime()).toBe(at.getTime());
+  });
+
+  it.skipIf(skip)('does nothing but load when disabled', async () => {
+    const shared = await ready(service(url));
+    let loads = 0;
+    const scope = new QueryCache(shared, { enabled: false });
+    await scope.getOrLoad('off', [1], {}, async () => ++loads);
+    await scope.getOrLoad('off', [1], {}, async () => ++loads);
+    expect(loads).toBe(2);
+    expect(scope.getStats().shared).toEqual({ hits: 0, misses: 0, sets: 0, errors: 0 });
+  });
+});
+
+describe('Redis key layout', () => {
+  it.skipIf(!redisUrl)('prefixes each key with the namespace exactly once', async () => {
+    const namespace = `layout${randomBytes(4).toString('hex')}`;
+    const shared = await ready(service(redisUrl, namespace));
+    await new QueryCache(shared, { enabled: true }).getOrLoad('user', [1], { tags: () => ['user:1'] }, async () => 'x');
+    const { createClient } = await import('@keyv/redis');
+    const client = createClient({ url: redisUrl });
+    await client.connect();
+    const keys = (await client.keys(`*${namespace}*`)).sort();
+    await client.close();
+    expect(keys).toHaveLength(2);
+    for (const key of keys) {
+      expect(key.startsWith(`${namespace}::`)).toBe(true);
+      expect(key.split(namespace)).toHaveLength(2);
+    }
+    expect(keys.some((k) => k.startsWith(`${namespace}::q:user:`))).toBe(true);
+    expect(keys).toContain(`${namespace}::tag:user:1`);
+  });
+});
