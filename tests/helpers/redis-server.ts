@@ -47,6 +47,15 @@ export class RedisProcess {
     throw new Error(`redis-server did not answer on port ${this.port}`);
   }
 
+  /** Freezes the server (SIGSTOP): connections stay open and nothing answers, as with a hung Redis. */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+
   async stop(): Promise<void> {
     const child = this.child;
     this.child = null;

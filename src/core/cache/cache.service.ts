@@ -165,6 +165,8 @@ export class CacheService {
     stats: LayerStats,
   ): Promise<T[]> {
     if (requests.length === 0) return [];
+    // An invalidation that could not be written earlier goes first, now that the store may be back.
+    if (this.pendingInvalidations.size > 0) await this.flushPendingInvalidations();
     const tags = [...new Set(requests.flatMap((r) => r.tags))];
     let raw: unknown[] | null;
     try {
