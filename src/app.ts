@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import {
@@ -13,8 +14,11 @@ import { buildAppSchema } from './schema.js';
 import { initORM } from './db/orm.js';
 import type { StatementTotals } from './core/sql-stats.js';
 import { maskError } from './core/errors.js';
+import { cachePolicyPlugin, debugStatsPlugin, operationLogPlugin } from './core/apollo-plugins.js';
 import { CacheService } from './core/cache/index.js';
 import { secretKey } from './modules/auth/auth.js';
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 export interface App {
   fastify: FastifyInstance;
@@ -31,41 +35,8 @@ export interface App {
 export interface AppOptions {
   /** Extra resolver classes (tests only: e.g. a deliberately naive one). */
   extraResolvers?: Function[];
-}
-
-/** Mutations never read through the cache: a write must see, and act on, the data as it is. */
-function cachePolicyPlugin(): ApolloServerPlugin<Context> {
-  return {
-    async requestDidStart() {
-      return {
-        async didResolveOperation({ operation, contextValue }) {
-          if (operation?.operation !== 'query') contextValue.cache.disable();
-        },
-      };
-    },
-  };
-}
-
-/**
- * Adds `extensions.sql` and `extensions.cache` to each response: what makes statement counts and
- * cache behaviour visible in Apollo Sandbox.
- */
-function debugStatsPlugin(): ApolloServerPlugin<Context> {
-  return {
-    async requestDidStart() {
-      return {
-        async willSendResponse({ contextValue, response }) {
-          if (response.body.kind !== 'single' || !contextValue?.sql) return;
-          const { statements, durationMs, texts } = contextValue.sql;
-          response.body.singleResult.extensions = {
-            ...response.body.singleResult.extensions,
-            sql: { statements, durationMs, queries: texts?.map((t) => t.sql) ?? [] },
-            cache: { enabled: contextValue.cache.enabled, ...contextValue.cache.getStats() },
-          };
-        },
-      };
-    },
-  };
+  /** Where log lines go instead of stdout (tests read them). */
+  logStream?: { write(line: string): void };
 }
 
 /**
@@ -85,10 +56,18 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const schema = await buildAppSchema(options.extraResolvers);
 
   const fastify = Fastify({
-    logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
+    logger: config.logLevel === 'silent' ? false : { level: config.logLevel, ...(options.logStream ? { stream: options.logStream } : {}) },
     bodyLimit: 100 * 1024,
     // One line per GraphQL operation is what operators want, not two per HTTP request.
     disableRequestLogging: true,
+    // The client's x-request-id when it is a sane token, else a new UUID; echoed on every response.
+    genReqId: (req) => {
+      const incoming = req.headers['x-request-id'];
+      return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    },
+  });
+  fastify.addHook('onSend', async (request, reply) => {
+    void reply.header('x-request-id', request.id);
   });
 
   const plugins: ApolloServerPlugin<Context>[] = [
@@ -98,6 +77,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     ApolloServerPluginInlineTraceDisabled(),
     ApolloServerPluginUsageReportingDisabled(),
     cachePolicyPlugin(),
+    operationLogPlugin(fastify.log),
   ];
   if (config.debugSql) plugins.push(debugStatsPlugin());
 
@@ -124,7 +104,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   fastify.route({
     url: '/graphql',
     method: ['GET', 'POST', 'OPTIONS'],
-    handler: fastifyApolloHandler(apollo, { context: async (request) => buildContext(contextDeps, request.headers) }),
+    handler: fastifyApolloHandler(apollo, { context: async (request) => buildContext(contextDeps, request.id, request.headers) }),
   });
   fastify.get('/healthz', async () => ({ status: 'ok' }));
 

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { MikroORM, SqlEntityManager } from '@mikro-orm/postgresql';
 import { createLoaders, type Loaders } from './loaders.js';
 import { SQL_STATS_KEY, SqlStats } from './core/sql-stats.js';
@@ -7,7 +6,7 @@ import { bindQueryCache, QueryCache, type CacheService } from './core/cache/inde
 
 /** Everything a resolver may use; made fresh for every GraphQL request by `buildContext`. */
 export interface Context {
-  /** Correlates logs and responses; the client's `x-request-id` when it sent one. */
+  /** Correlates logs and responses (Fastify's request id: the client's `x-request-id` when sane). */
   requestId: string;
   /** This request's own fork: its identity map and logger context belong to this request only. */
   em: SqlEntityManager;
@@ -36,15 +35,12 @@ function wantsFreshData(header: string | string[] | undefined): boolean {
   return value !== undefined && /\bno-(cache|store)\b/i.test(value);
 }
 
-const REQUEST_ID = /^[\w.:-]{1,128}$/;
-
 /** Builds the per-request context from the HTTP headers. Throws UNAUTHENTICATED for a bad token. */
 export async function buildContext(
   deps: ContextDeps,
+  requestId: string,
   headers: Record<string, string | string[] | undefined>,
 ): Promise<Context> {
-  const incomingId = headers['x-request-id'];
-  const requestId = typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
   const authorization = headers.authorization;
   const viewer = await viewerFromAuthorization(Array.isArray(authorization) ? authorization[0] : authorization, deps.jwtKey);
   const sql = new SqlStats({ keepTexts: deps.keepSqlTexts });

@@ -149,3 +149,14 @@ describe('HTTP status', () => {
     expect(code(r)).toBe('NOT_FOUND');
   });
 });
+
+describe('request ids', () => {
+  it("echoes the client's x-request-id, and makes one up otherwise", async () => {
+    const mine = await t.gql('{ __typename }', { headers: { 'x-request-id': 'client-abc-123' } });
+    expect(mine.headers['x-request-id']).toBe('client-abc-123');
+    const made = await t.gql('{ __typename }');
+    expect(made.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    const refused = await t.gql('{ __typename }', { headers: { 'x-request-id': 'bad id with spaces' } });
+    expect(refused.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});

@@ -1,0 +1,80 @@
+import type { ApolloServerPlugin } from '@apollo/server';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Context } from '../context.js';
+import { USER_ERROR_CODES } from './errors.js';
+
+/** Mutations never read through the cache: a write must see, and act on, the data as it is. */
+export function cachePolicyPlugin(): ApolloServerPlugin<Context> {
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ operation, contextValue }) {
+          if (operation?.operation !== 'query') contextValue.cache.disable();
+        },
+      };
+    },
+  };
+}
+
+/**
+ * Adds `extensions.sql` and `extensions.cache` to each response: what makes statement counts and
+ * cache behaviour visible in Apollo Sandbox.
+ */
+export function debugStatsPlugin(): ApolloServerPlugin<Context> {
+  return {
+    async requestDidStart() {
+      return {
+        async willSendResponse({ contextValue, response }) {
+          if (response.body.kind !== 'single' || !contextValue?.sql) return;
+          const { statements, durationMs, texts } = contextValue.sql;
+          response.body.singleResult.extensions = {
+            ...response.body.singleResult.extensions,
+            sql: { statements, durationMs, queries: texts?.map((t) => t.sql) ?? [] },
+            cache: { enabled: contextValue.cache.enabled, ...contextValue.cache.getStats() },
+          };
+        },
+      };
+    },
+  };
+}
+
+/**
+ * One log line per GraphQL operation: request id, operation, viewer, outcome and error codes,
+ * duration, SQL statements and time, cache stats. Unexpected errors are logged with their stack
+ * (clients see them masked in production).
+ */
+export function operationLogPlugin(log: FastifyBaseLogger): ApolloServerPlugin<Context> {
+  const infoEnabled = ['trace', 'debug', 'info'].includes(log.level);
+  return {
+    async requestDidStart() {
+      const started = performance.now();
+      let codes: string[] = [];
+      return {
+        async didEncounterErrors({ errors, contextValue }) {
+          codes = errors.map((e) => String(e.extensions?.code ?? 'INTERNAL_SERVER_ERROR'));
+          for (const error of errors) {
+            const code = error.extensions?.code;
+            if (typeof code === 'string' && (USER_ERROR_CODES.has(code) || code.startsWith('GRAPHQL_') || code === 'BAD_REQUEST')) continue;
+            log.error({ requestId: contextValue.requestId, err: error.originalError ?? error, path: error.path }, 'unexpected error in a GraphQL operation');
+          }
+        },
+        async willSendResponse({ contextValue, operationName }) {
+          if (!infoEnabled) return;
+          log.info(
+            {
+              requestId: contextValue.requestId,
+              operation: operationName ?? null,
+              viewer: contextValue.viewer?.id ?? null,
+              outcome: codes.length === 0 ? 'ok' : 'error',
+              errors: codes.length ? codes : undefined,
+              durationMs: Math.round((performance.now() - started) * 10) / 10,
+              sql: { statements: contextValue.sql.statements, durationMs: contextValue.sql.durationMs },
+              cache: contextValue.cache.enabled ? contextValue.cache.getStats() : { enabled: false },
+            },
+            'graphql operation',
+          );
+        },
+      };
+    },
+  };
+}
