@@ -16,6 +16,8 @@ import type { StatementTotals } from './core/sql-stats.js';
 import { maskError } from './core/errors.js';
 import { cachePolicyPlugin, debugStatsPlugin, operationLogPlugin } from './core/apollo-plugins.js';
 import { CacheService } from './core/cache/index.js';
+import { createStripeClient } from './modules/payment/stripe.client.js';
+import { registerStripeWebhook } from './modules/payment/webhook.route.js';
 import { secretKey } from './modules/auth/auth.js';
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -100,13 +102,18 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       })
     : null;
   if (cache && !(await cache.ready())) fastify.log.warn('query cache store (Redis) not reachable at start; reading from PostgreSQL until it is');
-  const contextDeps = { orm, jwtKey, keepSqlTexts: config.debugSql, cache };
+  const stripe = createStripeClient(config.stripe);
+  const invalidate = async (tags: string[]) => {
+    await cache?.invalidate(tags);
+  };
+  const contextDeps = { orm, jwtKey, keepSqlTexts: config.debugSql, cache, stripe };
   fastify.route({
     url: '/graphql',
     method: ['GET', 'POST', 'OPTIONS'],
     handler: fastifyApolloHandler(apollo, { context: async (request) => buildContext(contextDeps, request.id, request.headers) }),
   });
   fastify.get('/healthz', async () => ({ status: 'ok' }));
+  await registerStripeWebhook(fastify, { orm, webhookSecret: config.stripe.webhookSecret, invalidate });
 
   return {
     fastify,

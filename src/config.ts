@@ -24,6 +24,11 @@ const envSchema = z
     CACHE_ENABLED: booleanFromEnv.default(true),
     CACHE_TTL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(300),
     CACHE_TIMEOUT_MS: z.coerce.number().int().min(1).max(10_000).default(100),
+    STRIPE_SECRET_KEY: z.string().min(1).optional(),
+    STRIPE_WEBHOOK_SECRET: z.string().min(1).optional(),
+    STRIPE_API_BASE: z.url({ message: 'must be a URL such as http://127.0.0.1:12111' }).optional(),
+    STRIPE_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+    STRIPE_MAX_NETWORK_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
     CACHE_NAMESPACE: z.string().regex(/^[\w.-]{1,64}$/, { message: 'must be 1-64 letters, digits, _ . -' }).default('paygraph'),
     SEED_DEMO: booleanFromEnv.default(true),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -59,6 +64,15 @@ export interface Config {
   readonly debugSql: boolean;
   /** Unset: the query cache lives in process memory (one instance). */
   readonly redisUrl: string | undefined;
+  /** Unset secret key: payment mutations answer PAYMENTS_NOT_CONFIGURED; everything else works. */
+  readonly stripe: {
+    readonly secretKey: string | undefined;
+    readonly webhookSecret: string | undefined;
+    /** Where the SDK sends requests (a Stripe API double in tests); unset: Stripe itself. */
+    readonly apiBase: string | undefined;
+    readonly timeoutMs: number;
+    readonly maxNetworkRetries: number;
+  };
   readonly cache: {
     readonly enabled: boolean;
     readonly ttlSeconds: number;
@@ -101,6 +115,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     debugSql: e.DEBUG_SQL ?? e.NODE_ENV === 'development',
     redisUrl: e.REDIS_URL,
+    stripe: Object.freeze({
+      secretKey: e.STRIPE_SECRET_KEY,
+      webhookSecret: e.STRIPE_WEBHOOK_SECRET,
+      apiBase: e.STRIPE_API_BASE,
+      timeoutMs: e.STRIPE_TIMEOUT_MS,
+      maxNetworkRetries: e.STRIPE_MAX_NETWORK_RETRIES,
+    }),
     cache: Object.freeze({
       enabled: e.CACHE_ENABLED,
       ttlSeconds: e.CACHE_TTL_SECONDS,

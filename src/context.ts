@@ -3,6 +3,7 @@ import { createLoaders, type Loaders } from './loaders.js';
 import { SQL_STATS_KEY, SqlStats } from './core/sql-stats.js';
 import { viewerFromAuthorization, type Viewer } from './modules/auth/auth.js';
 import { bindQueryCache, QueryCache, type CacheService } from './core/cache/index.js';
+import type { StripeClient } from './modules/payment/stripe.client.js';
 
 /** Everything a resolver may use; made fresh for every GraphQL request by `buildContext`. */
 export interface Context {
@@ -18,6 +19,8 @@ export interface Context {
   sql: SqlStats;
   /** This request's query-cache scope (L1 memo + stats) over the shared cache; also bound to `em`. */
   cache: QueryCache;
+  /** The Stripe SDK client; null when STRIPE_SECRET_KEY is unset (payment writes then refuse). */
+  stripe: StripeClient | null;
 }
 
 export interface ContextDeps {
@@ -27,6 +30,7 @@ export interface ContextDeps {
   keepSqlTexts: boolean;
   /** The shared query cache; null when CACHE_ENABLED=false. */
   cache: CacheService | null;
+  stripe: StripeClient | null;
 }
 
 /** `Cache-Control: no-cache` (or `no-store`) from the client: read everything fresh. */
@@ -47,5 +51,5 @@ export async function buildContext(
   const em = deps.orm.em.fork({ loggerContext: { [SQL_STATS_KEY]: sql, requestId } });
   const cache = new QueryCache(deps.cache, { enabled: !wantsFreshData(headers['cache-control']) });
   bindQueryCache(em, cache);
-  return { requestId, em, viewer, loaders: createLoaders(em, cache), sql, cache };
+  return { requestId, em, viewer, loaders: createLoaders(em, cache), sql, cache, stripe: deps.stripe };
 }

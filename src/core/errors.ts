@@ -7,6 +7,8 @@ export type ErrorCode =
   | 'FORBIDDEN'
   | 'NOT_FOUND'
   | 'CONFLICT'
+  | 'PAYMENTS_NOT_CONFIGURED'
+  | 'PAYMENT_PROVIDER_UNAVAILABLE'
   | 'INTERNAL_SERVER_ERROR';
 
 /**
@@ -57,6 +59,19 @@ export class ConflictError extends CodedError {
   }
 }
 
+export class PaymentsNotConfiguredError extends CodedError {
+  constructor() {
+    super('Payments are not configured on this server (STRIPE_SECRET_KEY is unset)', 'PAYMENTS_NOT_CONFIGURED');
+  }
+}
+
+/** Stripe could not be reached or failed; nothing is lost, and a retry with the same key completes. */
+export class PaymentProviderUnavailableError extends CodedError {
+  constructor(message = 'The payment provider is unavailable; retry with the same idempotencyKey') {
+    super(message, 'PAYMENT_PROVIDER_UNAVAILABLE');
+  }
+}
+
 /** Codes whose errors reach clients unchanged; anything else is masked in production. */
 export const USER_ERROR_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   'BAD_USER_INPUT',
@@ -64,6 +79,8 @@ export const USER_ERROR_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   'FORBIDDEN',
   'NOT_FOUND',
   'CONFLICT',
+  'PAYMENTS_NOT_CONFIGURED',
+  'PAYMENT_PROVIDER_UNAVAILABLE',
 ]);
 
 /** In production, anything that is not a coded user error reaches the client as a bare 500-class error. */

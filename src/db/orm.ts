@@ -2,6 +2,7 @@ import { MikroORM, type Options } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
 import { User } from '../modules/user/user.entity.js';
 import { Payment } from '../modules/payment/payment.entity.js';
+import { StripeEvent } from '../modules/payment/stripe-event.entity.js';
 import { StatementTotals, StatsLogger } from '../core/sql-stats.js';
 import { migrationsList } from './migrations/index.js';
 
@@ -18,7 +19,7 @@ export interface OrmSettings {
 export function ormOptions(settings: OrmSettings, totals = new StatementTotals()): Options {
   return {
     clientUrl: settings.databaseUrl,
-    entities: [User, Payment],
+    entities: [User, Payment, StripeEvent],
     // Every decorator states its type, so discovery needs no emitted metadata (tsx emits none).
     discovery: { requireEntitiesArray: true },
     extensions: [Migrator],

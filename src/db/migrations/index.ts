@@ -1,8 +1,10 @@
 import type { MigrationObject } from '@mikro-orm/core';
 import { Migration20261129000000_initial } from './Migration20261129000000_initial.js';
+import { Migration20261129010000_stripe } from './Migration20261129010000_stripe.js';
 
 // Listed explicitly rather than discovered by glob, so the same list works under tsx, vitest and
 // the compiled build. Append new migrations here (`npm run db:migration:create` prints the file).
 export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261129000000_initial', class: Migration20261129000000_initial },
+  { name: 'Migration20261129010000_stripe', class: Migration20261129010000_stripe },
 ];

@@ -15,6 +15,9 @@ export enum PaymentStatus {
 @Entity({ tableName: 'payments', repository: () => PaymentRepository })
 @Check({ name: 'payments_amount_positive', expression: 'amount > 0' })
 @Check({ name: 'payments_currency_iso', expression: "currency ~ '^[a-z]{3}$'" })
+@Check({ name: 'payments_amount_refunded_range', expression: 'amount_refunded >= 0 and amount_refunded <= amount' })
+// One payment per (user, client idempotency key): a retried or concurrent createPayment finds it.
+@Unique({ name: 'payments_user_id_idempotency_key_unique', properties: ['user', 'idempotencyKey'] })
 @Index({
   name: 'payments_user_id_created_at_id_index',
   expression: 'create index "payments_user_id_created_at_id_index" on "payments" ("user_id", "created_at" desc, "id" desc)',
@@ -25,7 +28,7 @@ export enum PaymentStatus {
 })
 export class Payment {
   [EntityRepositoryType]?: PaymentRepository;
-  [OptionalProps]?: 'status' | 'createdAt' | 'updatedAt';
+  [OptionalProps]?: 'status' | 'amountRefunded' | 'createdAt' | 'updatedAt';
 
   @PrimaryKey({ type: 'integer', autoincrement: true })
   id!: number;
@@ -50,6 +53,18 @@ export class Payment {
 
   @Property({ type: 'text', nullable: true })
   description?: string | null;
+
+  /** The client's key for createPayment; Stripe's own Idempotency-Key is derived from our id. */
+  @Property({ type: 'string', length: 255, nullable: true })
+  idempotencyKey?: string | null;
+
+  /** Why Stripe declined or failed it, as Stripe said. */
+  @Property({ type: 'text', nullable: true })
+  failureReason?: string | null;
+
+  /** Minor units refunded so far (partial refunds keep the status COMPLETED). */
+  @Property({ type: 'integer', default: 0 })
+  amountRefunded: number = 0;
 
   @Property({ type: 'datetime', length: 3, defaultRaw: 'now()' })
   createdAt: Date = new Date();

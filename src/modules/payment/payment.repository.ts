@@ -14,6 +14,8 @@ export interface PaymentRow {
   status: PaymentStatus;
   stripePaymentId: string | null;
   description: string | null;
+  failureReason: string | null;
+  amountRefunded: number;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -44,7 +46,7 @@ export interface PaymentListFilter {
   userId?: number | null;
 }
 
-const PAYMENT_COLUMNS = [
+export const PAYMENT_COLUMNS = [
   'p.id as "id"',
   'p.user_id as "userId"',
   'p.amount as "amount"',
@@ -52,6 +54,8 @@ const PAYMENT_COLUMNS = [
   'p.status as "status"',
   'p.stripe_payment_id as "stripePaymentId"',
   'p.description as "description"',
+  'p.failure_reason as "failureReason"',
+  'p.amount_refunded as "amountRefunded"',
   'p.created_at as "createdAt"',
   'p.updated_at as "updatedAt"',
 ].join(', ');
@@ -67,6 +71,8 @@ export function toPaymentRow(raw: RawRow): PaymentRow {
     status: raw.status as PaymentStatus,
     stripePaymentId: raw.stripePaymentId as string | null,
     description: raw.description as string | null,
+    failureReason: raw.failureReason as string | null,
+    amountRefunded: raw.amountRefunded as number,
     createdAt: toDate(raw.createdAt as string),
     updatedAt: toDate(raw.updatedAt as string),
   };
@@ -81,6 +87,8 @@ export function paymentEntityToRow(payment: Payment): PaymentRow {
     status: payment.status,
     stripePaymentId: payment.stripePaymentId ?? null,
     description: payment.description ?? null,
+    failureReason: payment.failureReason ?? null,
+    amountRefunded: payment.amountRefunded,
     createdAt: payment.createdAt,
     updatedAt: payment.updatedAt,
   };

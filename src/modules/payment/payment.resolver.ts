@@ -1,4 +1,4 @@
-import { Arg, Ctx, FieldResolver, ID, Int, Query, Resolver, Root } from 'type-graphql';
+import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { Payment, PaymentStatus } from './payment.entity.js';
 import { paymentEntityToRow, type PaymentRow } from './payment.repository.js';
 import { PaymentConnection, PaymentType } from './payment.types.js';
@@ -8,7 +8,9 @@ import { UserType } from '../user/user.types.js';
 import { canSeeUser, requireAdmin, requireViewer, type Viewer } from '../auth/auth.js';
 import type { Context } from '../../context.js';
 import { Connection } from '../../core/connection.js';
-import { NotFoundError } from '../../core/errors.js';
+import { BadUserInputError, NotFoundError } from '../../core/errors.js';
+import { CreatePaymentInput, CreatePaymentPayload } from './payment.inputs.js';
+import { paymentService, type CreatePaymentResult, type PaymentDeps } from './payment.service.js';
 import { cacheTags } from '../../core/cache/index.js';
 import { assertPageSize, decodePaymentCursor, DEFAULT_PAGE_SIZE, encodePaymentCursor, parseId } from '../../core/pagination.js';
 
@@ -40,6 +42,10 @@ async function cachedPayment(
     ctx.loaders.primeUsers([userEntityToRow(payment.user.getEntity())]);
     return paymentEntityToRow(payment);
   });
+}
+
+function paymentDeps(ctx: Context): PaymentDeps {
+  return { em: ctx.em, stripe: ctx.stripe, invalidate: (tags) => ctx.cache.invalidate(tags) };
 }
 
 @Resolver(() => PaymentType)
@@ -87,6 +93,36 @@ export class PaymentResolver {
   ): Promise<Connection<PaymentRow>> {
     const viewer = requireViewer(ctx.viewer);
     return this.page(ctx, first, after, { status: status ?? null, userId: viewer.id });
+  }
+
+  @Mutation(() => CreatePaymentPayload, {
+    description: "Starts a payment for the viewer. The same idempotencyKey again (also concurrently) returns the same payment and never creates a second PaymentIntent.",
+  })
+  async createPayment(@Arg('input', () => CreatePaymentInput) input: CreatePaymentInput, @Ctx() ctx: Context): Promise<CreatePaymentResult> {
+    const viewer = requireViewer(ctx.viewer);
+    return paymentService.createPayment(paymentDeps(ctx), viewer, input);
+  }
+
+  @Mutation(() => PaymentType, { description: "Owner or ADMIN; PENDING only. The final CANCELED status arrives with Stripe's webhook." })
+  async cancelPayment(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<PaymentRow> {
+    const viewer = requireViewer(ctx.viewer);
+    return paymentService.cancelPayment(paymentDeps(ctx), viewer, parseId(id));
+  }
+
+  @Mutation(() => PaymentType, {
+    description: "ADMIN only; COMPLETED only. `amount` (minor units) defaults to all that is left; the webhook records the refund.",
+  })
+  async refundPayment(
+    @Arg('id', () => ID) id: string,
+    @Arg('amount', () => Int, { nullable: true }) amount: number | null,
+    @Arg('idempotencyKey', () => String, { nullable: true, description: 'Retrying with the same key never refunds twice.' }) idempotencyKey: string | null,
+    @Ctx() ctx: Context,
+  ): Promise<PaymentRow> {
+    requireAdmin(ctx.viewer);
+    if (idempotencyKey != null && (idempotencyKey.length < 8 || idempotencyKey.length > 255)) {
+      throw new BadUserInputError('idempotencyKey must be 8 to 255 characters', { argumentName: 'idempotencyKey' });
+    }
+    return paymentService.refundPayment(paymentDeps(ctx), parseId(id), amount ?? null, idempotencyKey ?? null);
   }
 
   @FieldResolver(() => UserType)

@@ -26,6 +26,12 @@ export class PaymentType {
   @Field(() => String, { nullable: true })
   description!: string | null;
 
+  @Field(() => Int, { description: 'Minor units refunded so far; a partial refund leaves the status COMPLETED.' })
+  amountRefunded!: number;
+
+  @Field(() => String, { nullable: true, description: 'Why the payment failed, as the payment provider said.' })
+  failureReason!: string | null;
+
   @Field(() => GraphQLDateTime)
   createdAt!: Date;
 }

@@ -1,0 +1,54 @@
+import type { FastifyInstance } from 'fastify';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import Stripe from 'stripe';
+import { applyStripeEvent } from './webhook.service.js';
+
+export const WEBHOOK_PATH = '/webhooks/stripe';
+const BODY_LIMIT = 1024 * 1024;
+/** Seconds a signed timestamp stays valid (Stripe's default). */
+const TOLERANCE_SECONDS = 300;
+
+export interface WebhookDeps {
+  orm: MikroORM;
+  webhookSecret: string | undefined;
+  invalidate: (tags: string[]) => Promise<void>;
+}
+
+/**
+ * `POST /webhooks/stripe`: the raw body (never parsed before verification) is checked against the
+ * `Stripe-Signature` header with the SDK; anything unsigned, wrongly signed, stale or malformed is a
+ * 400 and writes nothing. A verified event is applied exactly once and acknowledged with 200, also
+ * when it is a duplicate or concerns a PaymentIntent we do not know (so Stripe stops retrying it).
+ */
+export async function registerStripeWebhook(fastify: FastifyInstance, deps: WebhookDeps): Promise<void> {
+  await fastify.register(async (scope) => {
+    // In this scope only, every body stays the exact bytes Stripe signed.
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: BODY_LIMIT }, (_req, body, done) => done(null, body));
+
+    scope.post(WEBHOOK_PATH, { bodyLimit: BODY_LIMIT }, async (request, reply) => {
+      if (!deps.webhookSecret) {
+        return reply.code(503).send({ error: 'Stripe webhooks are not configured (STRIPE_WEBHOOK_SECRET is unset)' });
+      }
+      const signature = request.headers['stripe-signature'];
+      if (typeof signature !== 'string' || !Buffer.isBuffer(request.body)) {
+        return reply.code(400).send({ error: 'a raw body and a Stripe-Signature header are required' });
+      }
+      let event: Stripe.Event;
+      try {
+        event = Stripe.webhooks.constructEvent(request.body, signature, deps.webhookSecret, TOLERANCE_SECONDS);
+      } catch (err) {
+        const reason = err instanceof Stripe.errors.StripeSignatureVerificationError ? 'signature verification failed' : 'malformed event';
+        request.log.warn({ reason }, 'rejected Stripe webhook');
+        return reply.code(400).send({ error: reason });
+      }
+      if (typeof event?.id !== 'string' || typeof event.type !== 'string' || typeof event.data?.object !== 'object') {
+        return reply.code(400).send({ error: 'malformed event' });
+      }
+      const { outcome, tags } = await applyStripeEvent(deps.orm.em.fork(), event);
+      await deps.invalidate(tags);
+      request.log.info({ eventId: event.id, type: event.type, outcome }, 'stripe webhook');
+      return reply.code(200).send({ received: true, outcome });
+    });
+  });
+}
