@@ -6,7 +6,8 @@ export class Migration20261129010000_stripe extends Migration {
     this.addSql(`alter table "payments"
       add column "idempotency_key" varchar(255) null,
       add column "failure_reason" text null,
-      add column "amount_refunded" int not null default 0;`);
+      add column "amount_refunded" int not null default 0,
+      add column "stripe_attempt" int not null default 0;`);
     this.addSql(`alter table "payments" add constraint "payments_user_id_idempotency_key_unique" unique ("user_id", "idempotency_key");`);
     this.addSql(`alter table "payments" add constraint payments_amount_refunded_range check (amount_refunded >= 0 and amount_refunded <= amount);`);
 
@@ -26,6 +27,6 @@ export class Migration20261129010000_stripe extends Migration {
     this.addSql(`drop table if exists "stripe_events";`);
     this.addSql(`alter table "payments" drop constraint if exists "payments_user_id_idempotency_key_unique";`);
     this.addSql(`alter table "payments" drop constraint if exists payments_amount_refunded_range;`);
-    this.addSql(`alter table "payments" drop column "idempotency_key", drop column "failure_reason", drop column "amount_refunded";`);
+    this.addSql(`alter table "payments" drop column "idempotency_key", drop column "failure_reason", drop column "amount_refunded", drop column "stripe_attempt";`);
   }
 }

@@ -28,7 +28,7 @@ export enum PaymentStatus {
 })
 export class Payment {
   [EntityRepositoryType]?: PaymentRepository;
-  [OptionalProps]?: 'status' | 'amountRefunded' | 'createdAt' | 'updatedAt';
+  [OptionalProps]?: 'status' | 'amountRefunded' | 'stripeAttempt' | 'createdAt' | 'updatedAt';
 
   @PrimaryKey({ type: 'integer', autoincrement: true })
   id!: number;
@@ -61,6 +61,13 @@ export class Payment {
   /** Why Stripe declined or failed it, as Stripe said. */
   @Property({ type: 'text', nullable: true })
   failureReason?: string | null;
+
+  /**
+   * How many PaymentIntent creations Stripe answered with a server error. Stripe replays a saved 500
+   * for the same Idempotency-Key, so each such answer moves us to a new key (`payment:<id>:<n>`).
+   */
+  @Property({ type: 'integer', default: 0 })
+  stripeAttempt: number = 0;
 
   /** Minor units refunded so far (partial refunds keep the status COMPLETED). */
   @Property({ type: 'integer', default: 0 })

@@ -147,11 +147,15 @@ export const paymentService = {
 
 /** Creates (or finds again) the PaymentIntent of a committed PENDING payment. */
 async function completeIntent(deps: PaymentDeps, stripe: StripeClient, id: number): Promise<CreatePaymentResult> {
-  const [row] = await queryRows<{ status: PaymentStatus; stripe_payment_id: string | null; user_id: number; amount: number; currency: string; description: string | null }>(
-    deps.em,
-    'select status, stripe_payment_id, user_id, amount, currency, description from payments where id = ?',
-    [id],
-  );
+  const [row] = await queryRows<{
+    status: PaymentStatus;
+    stripe_payment_id: string | null;
+    stripe_attempt: number;
+    user_id: number;
+    amount: number;
+    currency: string;
+    description: string | null;
+  }>(deps.em, 'select status, stripe_payment_id, stripe_attempt, user_id, amount, currency, description from payments where id = ?', [id]);
   if (!row) throw new NotFoundError('Payment');
   if (row.status !== PaymentStatus.PENDING) return { payment: (await paymentRow(deps.em, id))!, clientSecret: null };
 
@@ -170,9 +174,15 @@ async function completeIntent(deps: PaymentDeps, stripe: StripeClient, id: numbe
         metadata: { paymentId: String(id), userId: String(row.user_id) },
         automatic_payment_methods: { enabled: true },
       },
-      { idempotencyKey: `payment:${id}` },
+      { idempotencyKey: row.stripe_attempt === 0 ? `payment:${id}` : `payment:${id}:${row.stripe_attempt}` },
     );
   } catch (err) {
+    if (err instanceof Stripe.errors.StripeAPIError) {
+      // Stripe saved this 500 under the key and would replay it; the next try uses a new key. An
+      // intent made by the failed call (if any) was never handed out, so nobody can pay it. A timeout
+      // or lost connection keeps the key: Stripe replays a success it did record.
+      await queryRows(deps.em, 'update payments set stripe_attempt = stripe_attempt + 1 where id = ? and stripe_attempt = ?', [id, row.stripe_attempt]);
+    }
     if (!isDefinitiveDecline(err)) throw new PaymentProviderUnavailableError();
     await queryRows(
       deps.em,
