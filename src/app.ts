@@ -14,7 +14,7 @@ import { buildAppSchema } from './schema.js';
 import { initORM } from './db/orm.js';
 import type { StatementTotals } from './core/sql-stats.js';
 import { maskError } from './core/errors.js';
-import { cachePolicyPlugin, debugStatsPlugin, operationLogPlugin } from './core/apollo-plugins.js';
+import { cachePolicyPlugin, debugStatsPlugin, nPlusOnePlugin, operationLogPlugin } from './core/apollo-plugins.js';
 import { CacheService } from './core/cache/index.js';
 import { createStripeClient } from './modules/payment/stripe.client.js';
 import { registerStripeWebhook } from './modules/payment/webhook.route.js';
@@ -53,6 +53,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     databaseUrl: config.databaseUrl,
     poolMax: config.dbPoolMax,
     quiet: config.logLevel === 'silent',
+    statementTimeoutMs: config.db.statementTimeoutMs,
+    connectTimeoutMs: config.db.connectTimeoutMs,
   });
   const jwtKey = secretKey(config.jwtSecret);
   const schema = await buildAppSchema(options.extraResolvers);
@@ -80,6 +82,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     ApolloServerPluginUsageReportingDisabled(),
     cachePolicyPlugin(),
     operationLogPlugin(fastify.log),
+    nPlusOnePlugin(config.nPlusOne.mode, fastify.log),
   ];
   if (config.debugSql) plugins.push(debugStatsPlugin());
 
@@ -106,7 +109,14 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const invalidate = async (tags: string[]) => {
     await cache?.invalidate(tags);
   };
-  const contextDeps = { orm, jwtKey, keepSqlTexts: config.debugSql, cache, stripe };
+  const contextDeps = {
+    orm,
+    jwtKey,
+    keepSqlTexts: config.debugSql,
+    nPlusOneThreshold: config.nPlusOne.mode === 'off' ? 0 : config.nPlusOne.threshold,
+    cache,
+    stripe,
+  };
   fastify.route({
     url: '/graphql',
     method: ['GET', 'POST', 'OPTIONS'],

@@ -18,6 +18,19 @@ const envSchema = z
     JWT_SECRET: z.string().optional(),
     JWT_TTL_SECONDS: z.coerce.number().int().positive().default(3600),
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10000),
+    SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(60_000).default(250),
+    DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
+    DB_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(2_000),
+    N_PLUS_ONE: z.enum(['off', 'warn', 'error']).default('warn'),
+    N_PLUS_ONE_THRESHOLD: z.coerce.number().int().min(1).max(1000).default(5),
+    METRICS_TOKEN: z.string().min(16, { message: 'must be at least 16 characters' }).optional(),
+    GRAPHQL_INTROSPECTION: booleanFromEnv.optional(),
+    GRAPHQL_MAX_DEPTH: z.coerce.number().int().min(1).max(100).default(8),
+    GRAPHQL_MAX_COST: z.coerce.number().int().min(1).default(20_000),
+    GRAPHQL_MAX_ALIASES: z.coerce.number().int().min(0).max(1000).default(15),
+    GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(10).default(2_000),
+    GRAPHQL_MAX_DIRECTIVES: z.coerce.number().int().min(0).max(1000).default(20),
+    GRAPHQL_BATCH_MAX: z.coerce.number().int().min(0).max(100).default(0),
     DB_POOL_MAX: z.coerce.number().int().min(1).max(1000).default(10),
     DEBUG_SQL: booleanFromEnv.optional(),
     REDIS_URL: z.string().regex(/^rediss?:\/\//, { message: 'must be a redis:// or rediss:// URL' }).optional(),
@@ -60,6 +73,30 @@ export interface Config {
   readonly dbPoolMax: number;
   /** After SIGTERM/SIGINT, exit non-zero if draining takes longer than this. */
   readonly shutdownTimeoutMs: number;
+  /** After SIGTERM/SIGINT, keep serving (while /readyz says 503) this long before closing. */
+  readonly shutdownGraceMs: number;
+  readonly db: {
+    /** Server-side statement_timeout of every connection. */
+    readonly statementTimeoutMs: number;
+    /** Bound on opening a connection and on waiting for one from the pool. */
+    readonly connectTimeoutMs: number;
+  };
+  /** Same SQL shape more than `threshold` times in one request: log (`warn`) or fail the request (`error`). */
+  readonly nPlusOne: { readonly mode: 'off' | 'warn' | 'error'; readonly threshold: number };
+  /** When set, GET /metrics needs `Authorization: Bearer <token>`. */
+  readonly metricsToken: string | undefined;
+  readonly graphql: {
+    /** Off in production unless GRAPHQL_INTROSPECTION=true. */
+    readonly introspection: boolean;
+    readonly maxDepth: number;
+    /** Cost with each list's cost multiplied by its `first` (see src/core/security.ts). */
+    readonly maxCost: number;
+    readonly maxAliases: number;
+    readonly maxTokens: number;
+    readonly maxDirectives: number;
+    /** Operations allowed in one batched (array) request; 0 turns batching off. */
+    readonly batchMax: number;
+  };
   /** Adds `extensions.sql` (statement count, time, texts) and `extensions.cache` to every response. */
   readonly debugSql: boolean;
   /** Unset: the query cache lives in process memory (one instance). */
@@ -113,6 +150,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jwtTtlSeconds: e.JWT_TTL_SECONDS,
     dbPoolMax: e.DB_POOL_MAX,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    db: Object.freeze({ statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS, connectTimeoutMs: e.DB_CONNECT_TIMEOUT_MS }),
+    nPlusOne: Object.freeze({ mode: e.N_PLUS_ONE, threshold: e.N_PLUS_ONE_THRESHOLD }),
+    metricsToken: e.METRICS_TOKEN,
+    graphql: Object.freeze({
+      introspection: e.GRAPHQL_INTROSPECTION ?? e.NODE_ENV !== 'production',
+      maxDepth: e.GRAPHQL_MAX_DEPTH,
+      maxCost: e.GRAPHQL_MAX_COST,
+      maxAliases: e.GRAPHQL_MAX_ALIASES,
+      maxTokens: e.GRAPHQL_MAX_TOKENS,
+      maxDirectives: e.GRAPHQL_MAX_DIRECTIVES,
+      batchMax: e.GRAPHQL_BATCH_MAX,
+    }),
     debugSql: e.DEBUG_SQL ?? e.NODE_ENV === 'development',
     redisUrl: e.REDIS_URL,
     stripe: Object.freeze({

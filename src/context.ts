@@ -28,6 +28,8 @@ export interface ContextDeps {
   jwtKey: Uint8Array;
   /** Keep statement texts (debug responses, tests). */
   keepSqlTexts: boolean;
+  /** Count statement shapes and note those repeated more often than this; 0 is off. */
+  nPlusOneThreshold: number;
   /** The shared query cache; null when CACHE_ENABLED=false. */
   cache: CacheService | null;
   stripe: StripeClient | null;
@@ -47,7 +49,7 @@ export async function buildContext(
 ): Promise<Context> {
   const authorization = headers.authorization;
   const viewer = await viewerFromAuthorization(Array.isArray(authorization) ? authorization[0] : authorization, deps.jwtKey);
-  const sql = new SqlStats({ keepTexts: deps.keepSqlTexts });
+  const sql = new SqlStats({ keepTexts: deps.keepSqlTexts, nPlusOneThreshold: deps.nPlusOneThreshold });
   const em = deps.orm.em.fork({ loggerContext: { [SQL_STATS_KEY]: sql, requestId } });
   const cache = new QueryCache(deps.cache, { enabled: !wantsFreshData(headers['cache-control']) });
   bindQueryCache(em, cache);

@@ -78,3 +78,36 @@ export function operationLogPlugin(log: FastifyBaseLogger): ApolloServerPlugin<C
     },
   };
 }
+
+/**
+ * Reports a statement shape repeated more often than the threshold in one request (an N+1): a warning
+ * naming the shape and the GraphQL path, and in `error` mode a failed request (N_PLUS_ONE_DETECTED,
+ * HTTP 500), which is how the test suite turns any N+1 regression into a failing test.
+ */
+export function nPlusOnePlugin(mode: 'off' | 'warn' | 'error', log: FastifyBaseLogger): ApolloServerPlugin<Context> {
+  return {
+    async requestDidStart() {
+      if (mode === 'off') return {};
+      return {
+        async willSendResponse({ contextValue, response, operationName }) {
+          const repeated = contextValue.sql.repeated;
+          if (repeated.length === 0) return;
+          log.warn({ requestId: contextValue.requestId, operation: operationName ?? null, repeated }, 'N+1 query detected');
+          if (mode !== 'error' || response.body.kind !== 'single') return;
+          const [first] = repeated;
+          response.http.status = 500;
+          response.body.singleResult = {
+            data: null,
+            errors: [
+              {
+                message: `N+1 query detected: "${first!.shape}" ran ${first!.count} times${first!.path ? ` at ${first!.path}` : ''}`,
+                extensions: { code: 'N_PLUS_ONE_DETECTED', repeated },
+              },
+            ],
+            extensions: response.body.singleResult.extensions,
+          };
+        },
+      };
+    },
+  };
+}

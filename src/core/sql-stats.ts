@@ -1,4 +1,5 @@
 import { DefaultLogger, type LogContext, type LoggerOptions } from '@mikro-orm/core';
+import { currentResolverPath } from './resolver-path.js';
 
 /** One statement as the ORM sent it, attributed to the request that sent it. */
 export interface StatementRecord {
@@ -6,24 +7,63 @@ export interface StatementRecord {
   durationMs: number;
 }
 
+/** A statement shape that ran more often in one request than the N+1 threshold allows. */
+export interface RepeatedStatement {
+  shape: string;
+  count: number;
+  /** The GraphQL field that sent it first, list indexes folded (`users.nodes.*.naivePayments`). */
+  path: string | null;
+}
+
+/**
+ * SQL with its literals and parameter lists folded, so the same query for different ids has one
+ * shape: `select ... where id = ?` whatever the id.
+ */
+export function sqlShape(sql: string): string {
+  return sql
+    .replace(/'(?:[^']|'')*'/g, '?')
+    .replace(/\b\d+(?:\.\d+)?\b/g, '?')
+    .replace(/\(\s*\?(?:\s*,\s*\?)*\s*\)/g, '(?)')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
 /**
  * The SQL a single request sent. It travels in the forked EntityManager's logger context, so every
  * statement that fork runs (entity finds, query builders, `em.execute`, flushes) is attributed here.
+ * With an N+1 threshold it also counts statement shapes, and notes each shape that passes it.
  */
 export class SqlStats {
   statements = 0;
   durationMs = 0;
   /** Kept only when asked for (debug responses, tests): texts cost memory on the hot path. */
   readonly texts: StatementRecord[] | null;
+  /** Shapes that passed the threshold, in the order they did. */
+  readonly repeated: RepeatedStatement[] = [];
+  private readonly threshold: number;
+  private readonly shapes: Map<string, { count: number; path: string | null }> | null;
 
-  constructor(options: { keepTexts?: boolean } = {}) {
+  /** `nPlusOneThreshold` 0 (the default) counts no shapes. */
+  constructor(options: { keepTexts?: boolean; nPlusOneThreshold?: number } = {}) {
     this.texts = options.keepTexts ? [] : null;
+    this.threshold = options.nPlusOneThreshold ?? 0;
+    this.shapes = this.threshold > 0 ? new Map() : null;
   }
 
   record(sql: string, durationMs: number): void {
     this.statements++;
     this.durationMs += durationMs;
     this.texts?.push({ sql, durationMs });
+    if (!this.shapes) return;
+    const shape = sqlShape(sql);
+    const seen = this.shapes.get(shape);
+    if (!seen) {
+      this.shapes.set(shape, { count: 1, path: currentResolverPath() });
+      return;
+    }
+    seen.count++;
+    if (seen.count === this.threshold + 1) this.repeated.push({ shape, count: seen.count, path: seen.path });
+    else if (seen.count > this.threshold + 1) this.repeated.find((r) => r.shape === shape)!.count = seen.count;
   }
 }
 

@@ -13,6 +13,10 @@ export interface OrmSettings {
   logQueries?: boolean;
   /** No "Applied migration" lines (tests, silent log level). */
   quiet?: boolean;
+  /** Server-side statement_timeout of every connection. */
+  statementTimeoutMs?: number;
+  /** Bound on opening a connection and on waiting for a free one. */
+  connectTimeoutMs?: number;
 }
 
 /** Options shared by the app, the CLI config and the tests. */
@@ -31,6 +35,15 @@ export function ormOptions(settings: OrmSettings, totals = new StatementTotals()
       silent: settings.quiet ?? false,
     },
     pool: { min: 0, max: settings.poolMax ?? 10 },
+    // Fail fast when PostgreSQL is away: bounded connect, pool wait and statement time.
+    driverOptions: {
+      acquireConnectionTimeout: settings.connectTimeoutMs ?? 2000,
+      connection: {
+        connectionTimeoutMillis: settings.connectTimeoutMs ?? 2000,
+        statement_timeout: settings.statementTimeoutMs ?? 10_000,
+        keepAlive: true,
+      },
+    },
     debug: settings.logQueries ? ['query', 'query-params'] : false,
     loggerFactory: (options) => new StatsLogger(options, totals),
     // Request code forks explicitly; touching the global EntityManager is a bug we want to see.

@@ -52,6 +52,8 @@ export async function createTestApp(
     // Statement budgets are about SQL, and many tests write with plain SQL behind the API's back:
     // the query cache is off unless a test turns it on (tests/integration/query-cache*.test.ts).
     CACHE_ENABLED: 'false',
+    // Any N+1 fails the request, so a regression anywhere fails some test.
+    N_PLUS_ONE: 'error',
     ...options.env,
   });
   const app = await createApp(config, options.appOptions);

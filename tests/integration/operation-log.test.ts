@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../helpers/test-app.js';
+import { NaivePaymentsResolver } from '../helpers/naive.resolver.js';
 
 const lines: Record<string, any>[] = [];
 let t: TestApp;
@@ -7,8 +8,8 @@ let t: TestApp;
 beforeAll(async () => {
   t = await createTestApp({
     seed: { users: 3, paymentsPerUser: 4 },
-    env: { LOG_LEVEL: 'info', CACHE_ENABLED: 'true' },
-    appOptions: { logStream: { write: (line: string) => void lines.push(JSON.parse(line)) } },
+    env: { LOG_LEVEL: 'info', CACHE_ENABLED: 'true', N_PLUS_ONE: 'warn' },
+    appOptions: { logStream: { write: (line: string) => void lines.push(JSON.parse(line)) }, extraResolvers: [NaivePaymentsResolver] },
   });
 });
 afterAll(async () => t?.close());
@@ -36,5 +37,23 @@ describe('the operation log', () => {
     await t.gql('{ users { nodes { id } } }', { token: await t.userToken(2) });
     const [op] = lines.filter((l) => l.msg === 'graphql operation');
     expect(op).toMatchObject({ outcome: 'error', errors: ['FORBIDDEN'], sql: { statements: 0 } });
+  });
+});
+
+describe('the N+1 detector in warn mode', () => {
+  it('answers, and logs a warning naming the repeated SQL shape and the GraphQL path', async () => {
+    lines.length = 0;
+    const r = await t.gql('{ users(first: 3) { nodes { naivePayments { id } } } }', { token: await t.adminToken() });
+    expect(r.body.errors).toBeUndefined();
+    expect(r.statements).toBe(4);
+    // 3 users: under the threshold of 5, nothing to report.
+    expect(lines.filter((l) => l.msg === 'N+1 query detected')).toHaveLength(0);
+
+    await t.sql(`insert into users (email, name) select 'extra' || g || '@paygraph.dev', 'Extra' from generate_series(1, 4) g`);
+    const many = await t.gql('{ users(first: 7) { nodes { naivePayments { id } } } }', { token: await t.adminToken() });
+    expect(many.body.errors).toBeUndefined();
+    const [warning] = lines.filter((l) => l.msg === 'N+1 query detected');
+    expect(warning).toMatchObject({ level: 40, repeated: [{ count: 7, path: 'users.nodes.*.naivePayments' }] });
+    expect(warning!.repeated[0].shape).toContain('from "payments"');
   });
 });

@@ -103,11 +103,16 @@ describe.each(SIZES)('statement budgets with $users users x $paymentsPerUser pay
     expect(global.statements).toBe(2);
   });
 
-  it('negative control: a naive per-user resolver costs 1 + N statements, and the counter sees it', async () => {
+  it('negative control: a naive per-user resolver costs 1 + N statements, the counter sees it, and the N+1 detector fails the request', async () => {
     const n = Math.min(10, size.users);
     const r = await t.gql(`{ users(first: ${n}) { nodes { id naivePayments { id } } } }`, { token: admin });
-    expect(r.body.errors).toBeUndefined();
-    expect(r.body.data!.users.nodes[0].naivePayments).toHaveLength(3);
     expect(r.statements).toBe(1 + n);
+    expect(r.status).toBe(500);
+    expect(r.body.data).toBeNull();
+    expect(r.body.errors![0]!.extensions).toMatchObject({
+      code: 'N_PLUS_ONE_DETECTED',
+      repeated: [{ count: n, path: 'users.nodes.*.naivePayments' }],
+    });
+    expect(r.body.errors![0]!.extensions!.repeated[0].shape).toMatch(/^select .* from "payments" as "p0" where "p0"."user_id" = \? order by/);
   });
 });

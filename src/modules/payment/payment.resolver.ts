@@ -1,4 +1,4 @@
-import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { Arg, Ctx, FieldResolver, UseMiddleware, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { Payment, PaymentStatus } from './payment.entity.js';
 import { paymentEntityToRow, type PaymentRow } from './payment.repository.js';
 import { PaymentConnection, PaymentType } from './payment.types.js';
@@ -7,6 +7,7 @@ import { userEntityToRow, type UserRow } from '../user/user.repository.js';
 import { UserType } from '../user/user.types.js';
 import { canSeeUser, requireAdmin, requireViewer, type Viewer } from '../auth/auth.js';
 import type { Context } from '../../context.js';
+import { TrackResolverPath } from '../../core/resolver-path.js';
 import { Connection } from '../../core/connection.js';
 import { BadUserInputError, NotFoundError } from '../../core/errors.js';
 import { CreatePaymentInput, CreatePaymentPayload } from './payment.inputs.js';
@@ -49,6 +50,7 @@ function paymentDeps(ctx: Context): PaymentDeps {
 }
 
 @Resolver(() => PaymentType)
+@UseMiddleware(TrackResolverPath)
 export class PaymentResolver {
   @Query(() => PaymentType, { nullable: true })
   async payment(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<PaymentRow | null> {

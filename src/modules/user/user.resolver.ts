@@ -1,4 +1,4 @@
-import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { Arg, Ctx, FieldResolver, UseMiddleware, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { Role, User } from './user.entity.js';
 import { userEntityToRow, type UserRow } from './user.repository.js';
 import { UserConnection, UserFilter, UserType } from './user.types.js';
@@ -9,6 +9,7 @@ import { PaymentConnection, PaymentStatsType } from '../payment/payment.types.js
 import type { PaymentRow, PaymentStatsRow } from '../payment/payment.repository.js';
 import { canSeeUser, requireAdmin, requireViewer } from '../auth/auth.js';
 import type { Context } from '../../context.js';
+import { TrackResolverPath } from '../../core/resolver-path.js';
 import { Connection } from '../../core/connection.js';
 import { NotFoundError } from '../../core/errors.js';
 import { cacheTags } from '../../core/cache/index.js';
@@ -23,6 +24,7 @@ import {
 } from '../../core/pagination.js';
 
 @Resolver(() => UserType)
+@UseMiddleware(TrackResolverPath)
 export class UserResolver {
   @Query(() => UserType, { nullable: true, description: 'The user the bearer token belongs to.' })
   async me(@Ctx() ctx: Context): Promise<UserRow | null> {
