@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import {
@@ -13,14 +14,36 @@ import { buildContext, type Context } from './context.js';
 import { buildAppSchema } from './schema.js';
 import { initORM } from './db/orm.js';
 import type { StatementTotals } from './core/sql-stats.js';
-import { maskError } from './core/errors.js';
-import { cachePolicyPlugin, debugStatsPlugin, nPlusOnePlugin, operationLogPlugin } from './core/apollo-plugins.js';
+import { formatClientError } from './core/errors.js';
+import { armorProtection, paginationCostPlugin } from './core/security.js';
+import { createMetrics, type PoolStats } from './core/metrics.js';
+import { registerHealthRoutes } from './core/health.js';
+import { cachePolicyPlugin, debugStatsPlugin, errorResponsePlugin, nPlusOnePlugin, operationLogPlugin } from './core/apollo-plugins.js';
 import { CacheService } from './core/cache/index.js';
 import { createStripeClient } from './modules/payment/stripe.client.js';
 import { registerStripeWebhook } from './modules/payment/webhook.route.js';
 import { secretKey } from './modules/auth/auth.js';
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+/** JSON lines (pino) in production and tests; pretty lines in development when pino-pretty is installed. */
+function loggerOptions(config: Config, stream: AppOptions['logStream']) {
+  if (config.logLevel === 'silent') return false;
+  if (stream) return { level: config.logLevel, stream };
+  if (config.env === 'development' && canResolve('pino-pretty')) {
+    return { level: config.logLevel, transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } };
+  }
+  return { level: config.logLevel };
+}
+
+function canResolve(name: string): boolean {
+  try {
+    createRequire(import.meta.url).resolve(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export interface App {
   fastify: FastifyInstance;
@@ -30,6 +53,8 @@ export interface App {
   sqlTotals: StatementTotals;
   /** The shared query cache; null when CACHE_ENABLED=false. */
   cache: CacheService | null;
+  /** From now on /readyz answers 503 (draining), while requests are still served. */
+  beginDrain(): void;
   /** Stops the HTTP server (draining in-flight operations) and closes the database pool. */
   close(): Promise<void>;
 }
@@ -39,6 +64,13 @@ export interface AppOptions {
   extraResolvers?: Function[];
   /** Where log lines go instead of stdout (tests read them). */
   logStream?: { write(line: string): void };
+}
+
+/** Usage of the ORM's connection pool (knex/tarn), for metrics. */
+function poolStats(orm: MikroORM, max: number): PoolStats | null {
+  const pool = (orm.em.getConnection().getKnex().client as { pool?: { numUsed(): number; numFree(): number; numPendingAcquires(): number } }).pool;
+  if (!pool) return null;
+  return { used: pool.numUsed(), free: pool.numFree(), pending: pool.numPendingAcquires(), max };
 }
 
 /**
@@ -60,10 +92,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const schema = await buildAppSchema(options.extraResolvers);
 
   const fastify = Fastify({
-    logger: config.logLevel === 'silent' ? false : { level: config.logLevel, ...(options.logStream ? { stream: options.logStream } : {}) },
+    logger: loggerOptions(config, options.logStream),
     bodyLimit: 100 * 1024,
     // One line per GraphQL operation is what operators want, not two per HTTP request.
     disableRequestLogging: true,
+    // Requests that arrive while closing are still served (with Connection: close); see main.ts.
+    return503OnClosing: false,
     // The client's x-request-id when it is a sane token, else a new UUID; echoed on every response.
     genReqId: (req) => {
       const incoming = req.headers['x-request-id'];
@@ -73,27 +107,6 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   fastify.addHook('onSend', async (request, reply) => {
     void reply.header('x-request-id', request.id);
   });
-
-  const plugins: ApolloServerPlugin<Context>[] = [
-    fastifyApolloDrainPlugin(fastify),
-    // Not used by this API, and each costs time on every field or request.
-    ApolloServerPluginCacheControlDisabled(),
-    ApolloServerPluginInlineTraceDisabled(),
-    ApolloServerPluginUsageReportingDisabled(),
-    cachePolicyPlugin(),
-    operationLogPlugin(fastify.log),
-    nPlusOnePlugin(config.nPlusOne.mode, fastify.log),
-  ];
-  if (config.debugSql) plugins.push(debugStatsPlugin());
-
-  const apollo = new ApolloServer<Context>({
-    schema,
-    plugins,
-    introspection: !config.isProduction,
-    includeStacktraceInErrorResponses: !config.isProduction,
-    formatError: (formatted) => maskError(formatted, config.isProduction),
-  });
-  await apollo.start();
 
   const cache = config.cache.enabled
     ? CacheService.create({
@@ -109,6 +122,40 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const invalidate = async (tags: string[]) => {
     await cache?.invalidate(tags);
   };
+
+  const metrics = createMetrics({
+    cacheTotals: () => cache?.totals ?? null,
+    pool: () => poolStats(orm, config.dbPoolMax),
+  });
+  const armor = armorProtection(config);
+  const plugins: ApolloServerPlugin<Context>[] = [
+    fastifyApolloDrainPlugin(fastify),
+    // Not used by this API, and each costs time on every field or request.
+    ApolloServerPluginCacheControlDisabled(),
+    ApolloServerPluginInlineTraceDisabled(),
+    ApolloServerPluginUsageReportingDisabled(),
+    ...(armor.plugins as ApolloServerPlugin<Context>[]),
+    paginationCostPlugin(config.graphql.maxCost),
+    cachePolicyPlugin(),
+    operationLogPlugin(fastify.log),
+    metrics.plugin,
+    nPlusOnePlugin(config.nPlusOne.mode, fastify.log),
+    errorResponsePlugin(),
+  ];
+  if (config.debugSql) plugins.push(debugStatsPlugin());
+
+  const apollo = new ApolloServer<Context>({
+    schema,
+    plugins,
+    validationRules: armor.validationRules,
+    introspection: config.graphql.introspection,
+    csrfPrevention: true,
+    allowBatchedHttpRequests: config.graphql.batchMax > 0,
+    includeStacktraceInErrorResponses: !config.isProduction,
+    formatError: (formatted, error) => formatClientError(formatted, error, config.isProduction),
+  });
+  await apollo.start();
+
   const contextDeps = {
     orm,
     jwtKey,
@@ -117,12 +164,26 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     cache,
     stripe,
   };
+  fastify.addHook('preHandler', async (request, reply) => {
+    // Apollo has no size limit for batched (array) requests: refuse large ones before any work.
+    if (request.routeOptions.url === '/graphql' && Array.isArray(request.body) && request.body.length > config.graphql.batchMax) {
+      const message = config.graphql.batchMax === 0 ? 'Batched requests are not accepted' : `At most ${config.graphql.batchMax} operations per batch`;
+      await reply.code(400).send({ errors: [{ message, extensions: { code: 'BAD_REQUEST' } }] });
+    }
+  });
   fastify.route({
     url: '/graphql',
     method: ['GET', 'POST', 'OPTIONS'],
     handler: fastifyApolloHandler(apollo, { context: async (request) => buildContext(contextDeps, request.id, request.headers) }),
   });
-  fastify.get('/healthz', async () => ({ status: 'ok' }));
+  let draining = false;
+  registerHealthRoutes(fastify, { orm, cache, isDraining: () => draining });
+  fastify.get('/metrics', async (request, reply) => {
+    if (config.metricsToken && request.headers.authorization !== `Bearer ${config.metricsToken}`) {
+      return reply.code(401).send({ error: 'metrics need Authorization: Bearer <METRICS_TOKEN>' });
+    }
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
   await registerStripeWebhook(fastify, { orm, webhookSecret: config.stripe.webhookSecret, invalidate });
 
   return {
@@ -131,6 +192,9 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     orm,
     sqlTotals: totals,
     cache,
+    beginDrain() {
+      draining = true;
+    },
     async close() {
       // Apollo's drain (fastifyApolloDrainPlugin) closes Fastify: no new connections, in-flight
       // operations finish, idle keep-alive sockets close, then the pool.

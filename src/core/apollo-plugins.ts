@@ -111,3 +111,26 @@ export function nPlusOnePlugin(mode: 'off' | 'warn' | 'error', log: FastifyBaseL
     },
   };
 }
+
+/**
+ * Unexpected errors carry the request id (so a client can quote it and the log line be found), and a
+ * response whose errors are all SERVICE_UNAVAILABLE is an HTTP 503, which clients and proxies retry.
+ */
+export function errorResponsePlugin(): ApolloServerPlugin<Context> {
+  return {
+    async requestDidStart() {
+      return {
+        async willSendResponse({ contextValue, response }) {
+          if (response.body.kind !== 'single' || !response.body.singleResult.errors) return;
+          const errors = response.body.singleResult.errors;
+          response.body.singleResult.errors = errors.map((e) =>
+            e.extensions?.code === 'INTERNAL_SERVER_ERROR' || e.extensions?.code === 'SERVICE_UNAVAILABLE'
+              ? { ...e, extensions: { ...e.extensions, requestId: contextValue.requestId } }
+              : e,
+          );
+          if (errors.every((e) => e.extensions?.code === 'SERVICE_UNAVAILABLE')) response.http.status = 503;
+        },
+      };
+    },
+  };
+}

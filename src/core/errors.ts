@@ -1,4 +1,5 @@
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { isDatabaseUnavailable } from './db-errors.js';
 
 /** Codes every client can rely on; user errors carry one of these in `extensions.code`. */
 export type ErrorCode =
@@ -9,6 +10,7 @@ export type ErrorCode =
   | 'CONFLICT'
   | 'PAYMENTS_NOT_CONFIGURED'
   | 'PAYMENT_PROVIDER_UNAVAILABLE'
+  | 'SERVICE_UNAVAILABLE'
   | 'INTERNAL_SERVER_ERROR';
 
 /**
@@ -81,7 +83,24 @@ export const USER_ERROR_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   'CONFLICT',
   'PAYMENTS_NOT_CONFIGURED',
   'PAYMENT_PROVIDER_UNAVAILABLE',
+  'SERVICE_UNAVAILABLE',
 ]);
+
+/**
+ * What a client sees of an error: PostgreSQL being away becomes SERVICE_UNAVAILABLE (retryable, no
+ * driver text); in production, anything that is not a coded user error becomes a bare
+ * INTERNAL_SERVER_ERROR (the request id is added by `errorResponsePlugin`, the log keeps the stack).
+ */
+export function formatClientError(formatted: GraphQLFormattedError, error: unknown, isProduction: boolean): GraphQLFormattedError {
+  if (isDatabaseUnavailable(error)) {
+    return {
+      message: 'The database is unavailable; retry shortly',
+      ...(formatted.path ? { path: formatted.path } : {}),
+      extensions: { code: 'SERVICE_UNAVAILABLE' },
+    };
+  }
+  return maskError(formatted, isProduction);
+}
 
 /** In production, anything that is not a coded user error reaches the client as a bare 500-class error. */
 export function maskError(formatted: GraphQLFormattedError, isProduction: boolean): GraphQLFormattedError {

@@ -93,6 +93,9 @@ export class CacheService {
   /** Settles when the store first answers (the memory store at once). */
   private connected: Promise<unknown> = Promise.resolve();
 
+  /** Round trip to the store (Redis PING); null for the memory store, which cannot be down. */
+  private pingStore: (() => Promise<unknown>) | null = null;
+
   private constructor(
     readonly keyv: Keyv,
     private readonly options: CacheServiceOptions,
@@ -130,6 +133,7 @@ export class CacheService {
     });
     client.on('error', (err: unknown) => service.noteError(err));
     client.on('ready', () => void service.flushPendingInvalidations());
+    service.pingStore = () => client.ping();
     service.connected = client.connect().catch((err: unknown) => service.noteError(err));
     return service;
   }
@@ -146,6 +150,17 @@ export class CacheService {
       return await Promise.race([connected, timeout]);
     } finally {
       clearTimeout(timer);
+    }
+  }
+
+  /** For readiness: 'ok', or why the store does not answer; null when there is no remote store. */
+  async ping(): Promise<'ok' | string | null> {
+    if (!this.pingStore) return null;
+    try {
+      await this.guard(this.pingStore());
+      return 'ok';
+    } catch (err) {
+      return (err as Error).message || 'unreachable';
     }
   }
 

@@ -1,0 +1,38 @@
+import { ConnectionException } from '@mikro-orm/core';
+
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now
+  '57014', // query_canceled (statement_timeout)
+  '08000',
+  '08001',
+  '08003',
+  '08004',
+  '08006',
+]);
+
+const UNAVAILABLE_MESSAGES = [/Connection terminated/i, /Timeout acquiring a connection/i, /connect ECONNREFUSED/i, /the database system is (shutting down|starting up)/i];
+
+/**
+ * True when an error means PostgreSQL is down, unreachable or too slow (connection refused or lost,
+ * pool wait or statement timeout), as opposed to a bug or bad data. Walks wrapped causes.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  const seen = new Set<unknown>();
+  let current: unknown = error;
+  while (current && typeof current === 'object' && !seen.has(current)) {
+    seen.add(current);
+    const e = current as { name?: string; code?: unknown; message?: unknown; cause?: unknown; originalError?: unknown; previous?: unknown };
+    if (current instanceof ConnectionException || e.name === 'KnexTimeoutError') return true;
+    if (typeof e.code === 'string' && UNAVAILABLE_CODES.has(e.code)) return true;
+    if (typeof e.message === 'string' && UNAVAILABLE_MESSAGES.some((re) => re.test(e.message as string))) return true;
+    current = e.originalError ?? e.cause ?? e.previous;
+  }
+  return false;
+}

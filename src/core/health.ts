@@ -1,0 +1,46 @@
+import type { FastifyInstance } from 'fastify';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { CacheService } from './cache/index.js';
+
+const CHECK_TIMEOUT_MS = 1000;
+
+async function timed(check: () => Promise<unknown>): Promise<'ok' | string> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      check(),
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS))),
+    ]);
+    return 'ok';
+  } catch (err) {
+    return (err as Error).message?.split('\n')[0] || 'failed';
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * `GET /healthz`: liveness, no I/O. `GET /readyz`: PostgreSQL answers `select 1` and, when configured,
+ * Redis answers PING, each within 1 s, and the body says what failed. Without PostgreSQL it is 503.
+ * Without Redis it stays 200, marked `degraded`: the cache fails open and every request is still
+ * served, so taking every instance out of rotation for a cache outage would turn it into a full one.
+ * While draining for shutdown it is 503, so load balancers stop sending traffic.
+ */
+export function registerHealthRoutes(
+  fastify: FastifyInstance,
+  deps: { orm: MikroORM; cache: CacheService | null; isDraining: () => boolean },
+): void {
+  fastify.get('/healthz', async () => ({ status: 'ok' }));
+  fastify.get('/readyz', async (_request, reply) => {
+    const [postgres, redis] = await Promise.all([
+      timed(() => deps.orm.em.getConnection().execute('select 1')),
+      deps.cache ? deps.cache.ping() : Promise.resolve(null),
+    ]);
+    const checks: Record<string, string> = { postgres };
+    if (redis !== null) checks.redis = redis;
+    const draining = deps.isDraining();
+    const ready = !draining && postgres === 'ok';
+    const status = draining ? 'draining' : !ready ? 'unavailable' : redis !== null && redis !== 'ok' ? 'degraded' : 'ready';
+    return reply.code(ready ? 200 : 503).send({ status, checks });
+  });
+}

@@ -1,0 +1,108 @@
+import type { ApolloServerPlugin } from '@apollo/server';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Context } from '../context.js';
+import type { LayerStats } from './cache/index.js';
+
+export interface PoolStats {
+  used: number;
+  free: number;
+  pending: number;
+  max: number;
+}
+
+/** Client-chosen operation names become labels only when sane, and at most this many of them. */
+const MAX_OPERATION_LABELS = 200;
+
+/**
+ * Prometheus metrics of one app instance, in a registry of its own: GraphQL operations (count and
+ * duration by operation name and outcome), SQL statements per operation, cache hits/misses/errors,
+ * DB pool usage, and the process metrics of prom-client.
+ */
+export function createMetrics(sources: { cacheTotals: () => LayerStats | null; pool: () => PoolStats | null }) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  const operations = new Counter({
+    name: 'graphql_operations_total',
+    help: 'GraphQL operations, by operation name and outcome',
+    labelNames: ['operation', 'outcome'] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'graphql_operation_duration_seconds',
+    help: 'GraphQL operation duration, by operation name and outcome',
+    labelNames: ['operation', 'outcome'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  const statements = new Histogram({
+    name: 'graphql_operation_sql_statements',
+    help: 'SQL statements sent by one GraphQL operation',
+    labelNames: ['operation'] as const,
+    buckets: [0, 1, 2, 3, 4, 5, 8, 13, 21, 50],
+    registers: [registry],
+  });
+  for (const [name, help, key] of [
+    ['query_cache_hits_total', 'Query cache hits in the shared store', 'hits'],
+    ['query_cache_misses_total', 'Query cache misses in the shared store', 'misses'],
+    ['query_cache_errors_total', 'Query cache store errors and timeouts (reads fell back to PostgreSQL)', 'errors'],
+  ] as const) {
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const totals = sources.cacheTotals();
+        this.reset();
+        if (totals) this.inc(totals[key]);
+      },
+    });
+  }
+  for (const [name, help, key] of [
+    ['db_pool_connections_used', 'Connections checked out of the pool', 'used'],
+    ['db_pool_connections_free', 'Idle connections in the pool', 'free'],
+    ['db_pool_pending_acquires', 'Requests waiting for a connection', 'pending'],
+    ['db_pool_connections_max', 'Pool size limit (DB_POOL_MAX)', 'max'],
+  ] as const) {
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const pool = sources.pool();
+        if (pool) this.set(pool[key]);
+      },
+    });
+  }
+
+  const labels = new Set<string>();
+  const operationLabel = (name: string | null | undefined): string => {
+    if (!name) return 'anonymous';
+    if (!/^\w{1,64}$/.test(name)) return 'other';
+    if (labels.has(name)) return name;
+    if (labels.size >= MAX_OPERATION_LABELS) return 'other';
+    labels.add(name);
+    return name;
+  };
+
+  const plugin: ApolloServerPlugin<Context> = {
+    async requestDidStart() {
+      const started = process.hrtime.bigint();
+      let failed = false;
+      return {
+        async didEncounterErrors() {
+          failed = true;
+        },
+        async willSendResponse({ operationName, contextValue }) {
+          const operation = operationLabel(operationName);
+          const outcome = failed ? 'error' : 'ok';
+          operations.inc({ operation, outcome });
+          duration.observe({ operation, outcome }, Number(process.hrtime.bigint() - started) / 1e9);
+          statements.observe({ operation }, contextValue.sql.statements);
+        },
+      };
+    },
+  };
+
+  return { registry, plugin };
+}
