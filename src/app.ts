@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import {
   ApolloServerPluginCacheControlDisabled,
@@ -15,7 +15,7 @@ import { buildAppSchema } from './schema.js';
 import { initORM } from './db/orm.js';
 import type { StatementTotals } from './core/sql-stats.js';
 import { formatClientError } from './core/errors.js';
-import { armorProtection, paginationCostPlugin } from './core/security.js';
+import { armorProtection, maxTokensPlugin, paginationCostPlugin } from './core/security.js';
 import { createMetrics, type PoolStats } from './core/metrics.js';
 import { registerHealthRoutes } from './core/health.js';
 import { cachePolicyPlugin, debugStatsPlugin, errorResponsePlugin, nPlusOnePlugin, operationLogPlugin } from './core/apollo-plugins.js';
@@ -95,7 +95,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     logger: loggerOptions(config, options.logStream),
     bodyLimit: 100 * 1024,
     // One line per GraphQL operation is what operators want, not two per HTTP request.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     // Requests that arrive while closing are still served (with Connection: close); see main.ts.
     return503OnClosing: false,
     // The client's x-request-id when it is a sane token, else a new UUID; echoed on every response.
@@ -106,6 +106,16 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   });
   fastify.addHook('onSend', async (request, reply) => {
     void reply.header('x-request-id', request.id);
+  });
+  // Errors before GraphQL runs (unparsable JSON, media type, body too large...) answer in GraphQL's
+  // shape with a code; anything unexpected is logged and masked.
+  fastify.setErrorHandler((error: { statusCode?: number; message: string }, request, reply) => {
+    const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+    if (status === 500) {
+      request.log.error({ err: error }, 'unhandled error');
+      return reply.code(500).send({ errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR', requestId: request.id } }] });
+    }
+    return reply.code(status).send({ errors: [{ message: error.message, extensions: { code: 'BAD_REQUEST' } }] });
   });
 
   const cache = config.cache.enabled
@@ -135,6 +145,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     ApolloServerPluginInlineTraceDisabled(),
     ApolloServerPluginUsageReportingDisabled(),
     ...(armor.plugins as ApolloServerPlugin<Context>[]),
+    maxTokensPlugin(config.graphql.maxTokens),
     paginationCostPlugin(config.graphql.maxCost),
     cachePolicyPlugin(),
     operationLogPlugin(fastify.log),

@@ -13,6 +13,9 @@ export const resolvers: NonEmptyArray<Function> = [UserResolver, PaymentResolver
  * untouched; a violation is BAD_USER_INPUT listing every broken rule.
  */
 async function validateInput(value: unknown): Promise<void> {
+  if (containsNulByte(value)) {
+    throw new BadUserInputError('Text arguments must not contain NUL (\\u0000) characters');
+  }
   const values = Array.isArray(value) ? value : [value];
   for (const v of values) {
     if (v === null || typeof v !== 'object' || v.constructor === Object) continue;
@@ -24,6 +27,13 @@ async function validateInput(value: unknown): Promise<void> {
       });
     }
   }
+}
+
+/** PostgreSQL text cannot hold U+0000; refuse it up front rather than fail in the driver. */
+function containsNulByte(value: unknown, depth = 0): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (depth > 8 || value === null || typeof value !== 'object') return false;
+  return Object.values(value).some((v) => containsNulByte(v, depth + 1));
 }
 
 /** The executable schema. Tests may add resolvers (e.g. a deliberately naive one). */

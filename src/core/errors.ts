@@ -102,12 +102,22 @@ export function formatClientError(formatted: GraphQLFormattedError, error: unkno
   return maskError(formatted, isProduction);
 }
 
+/** Apollo's own codes for a bad request (parse, validation, operation, persisted query): the client's. */
+export const APOLLO_REQUEST_ERROR_CODES: ReadonlySet<string> = new Set([
+  'GRAPHQL_PARSE_FAILED',
+  'GRAPHQL_VALIDATION_FAILED',
+  'BAD_REQUEST',
+  'OPERATION_RESOLUTION_FAILURE',
+  'PERSISTED_QUERY_NOT_FOUND',
+  'PERSISTED_QUERY_NOT_SUPPORTED',
+]);
+
 /** In production, anything that is not a coded user error reaches the client as a bare 500-class error. */
 export function maskError(formatted: GraphQLFormattedError, isProduction: boolean): GraphQLFormattedError {
   const code = formatted.extensions?.code;
   if (!isProduction) return formatted;
   // Apollo's own request errors (parse, validation, bad request) are the client's and safe to show.
-  if (typeof code === 'string' && (USER_ERROR_CODES.has(code) || code.startsWith('GRAPHQL_') || code === 'BAD_REQUEST' || code === 'PERSISTED_QUERY_NOT_FOUND')) {
+  if (typeof code === 'string' && (USER_ERROR_CODES.has(code) || APOLLO_REQUEST_ERROR_CODES.has(code))) {
     const { stacktrace: _stack, ...extensions } = formatted.extensions ?? {};
     return { ...formatted, extensions };
   }

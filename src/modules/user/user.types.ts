@@ -1,5 +1,6 @@
 import { Field, ID, InputType, ObjectType, registerEnumType } from 'type-graphql';
 import { GraphQLDateTime } from 'graphql-scalars';
+import { IsOptional, MaxLength } from 'class-validator';
 import { Role } from './user.entity.js';
 import { connectionTypes } from '../../core/connection.js';
 
@@ -38,5 +39,7 @@ export class UserFilter {
   role?: Role | null;
 
   @Field(() => String, { nullable: true, description: 'Case-insensitive substring of the email.' })
+  @IsOptional()
+  @MaxLength(320, { message: 'emailContains must be at most 320 characters' })
   emailContains?: string | null;
 }
