@@ -208,8 +208,14 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     },
     async close() {
       // Apollo's drain (fastifyApolloDrainPlugin) closes Fastify: no new connections, in-flight
-      // operations finish, idle keep-alive sockets close, then the pool.
-      await apollo.stop();
+      // operations finish, then the pool. Node closes the keep-alive sockets that are idle when the
+      // close starts; those busy then turn idle after their response, so keep closing idle ones.
+      const reaper = setInterval(() => fastify.server.closeIdleConnections(), 50);
+      try {
+        await apollo.stop();
+      } finally {
+        clearInterval(reaper);
+      }
       await cache?.close();
       await orm.close(true);
     },

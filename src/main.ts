@@ -49,6 +49,10 @@ async function main(): Promise<void> {
       process.exit(1);
     }, config.shutdownTimeoutMs);
     force.unref();
+    // /readyz turns 503 at once so load balancers stop routing here; requests still in the pipes
+    // (sent before the signal) keep being served during the grace period, then the server closes.
+    app.beginDrain();
+    await new Promise((resolve) => setTimeout(resolve, config.shutdownGraceMs));
     try {
       await app.close();
       await db.release();

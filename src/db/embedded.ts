@@ -59,6 +59,8 @@ export async function startEmbeddedPostgres(options: {
   dataDir: string;
   /** Discard the data directory on stop (tests). */
   ephemeral?: boolean;
+  /** A fixed port (e.g. to start a stopped server again where clients expect it); default a free one. */
+  port?: number;
   log?: (line: string) => void;
 }): Promise<EmbeddedDatabase> {
   const log = options.log ?? (() => {});
@@ -89,7 +91,7 @@ export async function startEmbeddedPostgres(options: {
     await writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
   }
 
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const output: string[] = [];
   const pg = new EmbeddedPostgres({
     databaseDir: clusterDir,
