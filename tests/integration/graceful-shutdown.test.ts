@@ -38,6 +38,7 @@ describe('graceful shutdown', () => {
         LOG_LEVEL: 'warn',
         SHUTDOWN_GRACE_MS: '300',
         CACHE_ENABLED: 'false',
+        SEED_DEMO: 'true',
       },
     });
     let output = '';

@@ -14,8 +14,12 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'short' })).toThrow(/JWT_SECRET: .*32/);
   });
 
+  it('refuses production without DATABASE_URL: the embedded PostgreSQL is for development', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32) })).toThrow(/DATABASE_URL: is required in production/);
+  });
+
   it('accepts production with a long secret, and keeps SQL debug off there', () => {
-    const c = loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32) });
+    const c = loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32), DATABASE_URL: 'postgresql://db/app' });
     expect(c.isProduction).toBe(true);
     expect(c.debugSql).toBe(false);
   });

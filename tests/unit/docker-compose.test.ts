@@ -2,14 +2,26 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { loadConfig } from '../../src/config.js';
+import { CONFIG_VARIABLES, loadConfig } from '../../src/config.js';
 
-// No Docker engine runs in CI, so the compose file is checked by reading it.
-const compose = parse(readFileSync(path.resolve(import.meta.dirname, '../../docker-compose.yml'), 'utf8'));
+// No Docker engine runs in CI, so docker-compose.yml and the Dockerfile are checked by reading them.
+const root = path.resolve(import.meta.dirname, '../..');
+const composeText = readFileSync(path.join(root, 'docker-compose.yml'), 'utf8');
+const compose = parse(composeText);
+const dockerfile = readFileSync(path.join(root, 'Dockerfile'), 'utf8');
+
+/** `${NAME:?message}` / `${NAME:-default}` as compose would expand them, with test values for the required ones. */
+function expand(value: string): string {
+  return value.replace(/\$\{(\w+)(?::([?-])([^}]*))?\}/g, (_m, name: string, kind: string, rest: string) => {
+    if (name === 'JWT_SECRET') return 'x'.repeat(48);
+    return kind === '-' ? rest : '';
+  });
+}
 
 describe('docker-compose.yml', () => {
+  const { app, postgres, redis } = compose.services;
+
   it('runs postgres 16 and redis 7 with healthchecks and named volumes', () => {
-    const { postgres, redis } = compose.services;
     expect(postgres.image).toMatch(/^postgres:16/);
     expect(redis.image).toMatch(/^redis:7/);
     for (const service of [postgres, redis]) {
@@ -19,11 +31,56 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('exposes a PostgreSQL that the documented DATABASE_URL reaches', () => {
-    const env = compose.services.postgres.environment;
+  it('gives the app only variables the config knows, and a configuration that loads', () => {
+    const env: Record<string, string> = Object.fromEntries(Object.entries(app.environment).map(([k, v]) => [k, expand(String(v))]));
+    for (const name of Object.keys(env)) expect(CONFIG_VARIABLES).toContain(name);
+    const config = loadConfig(env);
+    expect(config).toMatchObject({ isProduction: true, port: 4000, redisUrl: 'redis://redis:6379' });
+    // JWT_SECRET must come from the operator: compose refuses to start without it.
+    expect(app.environment.JWT_SECRET).toMatch(/^\$\{JWT_SECRET:\?/);
+  });
+
+  it('wires the app to the postgres and redis services by name, with their credentials', () => {
+    const db = new URL(app.environment.DATABASE_URL);
+    expect(db.hostname).toBe('postgres');
+    expect(db.username).toBe(postgres.environment.POSTGRES_USER);
+    expect(db.password).toBe(postgres.environment.POSTGRES_PASSWORD);
+    expect(db.pathname).toBe(`/${postgres.environment.POSTGRES_DB}`);
+    expect(new URL(app.environment.REDIS_URL).hostname).toBe('redis');
+    expect(app.depends_on).toEqual({ postgres: { condition: 'service_healthy' }, redis: { condition: 'service_healthy' } });
+  });
+
+  it("publishes the app's port and checks it on /readyz", () => {
+    expect(app.ports).toContain(`${app.environment.PORT}:${app.environment.PORT}`);
+    expect(app.healthcheck.test.join(' ')).toContain(`127.0.0.1:${app.environment.PORT}/readyz`);
+  });
+
+  it('documents DATABASE_URLs that reach the published PostgreSQL', () => {
+    const env = postgres.environment;
     const url = `postgresql://${env.POSTGRES_USER}:${env.POSTGRES_PASSWORD}@127.0.0.1:5432/${env.POSTGRES_DB}`;
-    expect(compose.services.postgres.ports).toContain('127.0.0.1:5432:5432');
+    expect(postgres.ports).toContain('127.0.0.1:5432:5432');
+    expect(composeText).toContain(url);
     expect(loadConfig({ DATABASE_URL: url }).databaseUrl).toBe(url);
-    expect(readFileSync(path.resolve(import.meta.dirname, '../../docker-compose.yml'), 'utf8')).toContain(url);
+  });
+});
+
+describe('Dockerfile', () => {
+  it('builds in one stage and runs in another with production dependencies only, as a non-root user, checked on /readyz', () => {
+    expect(dockerfile.match(/^FROM /gm)).toHaveLength(2);
+    expect(dockerfile).toMatch(/^FROM node:20[\w.-]* AS build$/m);
+    expect(dockerfile).toMatch(/^RUN npm ci --omit=dev/m);
+    expect(dockerfile).toMatch(/^COPY --from=build \/app\/dist \.\/dist$/m);
+    expect(dockerfile).toMatch(/^USER node$/m);
+    expect(dockerfile).toMatch(/^HEALTHCHECK [\s\S]*\/readyz/m);
+    expect(dockerfile).toMatch(/^CMD \["node", "dist\/main\.js"\]$/m);
+  });
+
+  it('runs what `npm run build` produces', () => {
+    const build = JSON.parse(readFileSync(path.join(root, 'tsconfig.build.json'), 'utf8'));
+    expect(build.compilerOptions).toMatchObject({ rootDir: 'src', outDir: 'dist' });
+    const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
+    expect(pkg.scripts.build).toBe('tsc -p tsconfig.build.json');
+    // Nothing the compiled server imports at start may be a development dependency.
+    for (const dev of ['tsx', 'vitest', 'typescript']) expect(Object.keys(pkg.dependencies)).not.toContain(dev);
   });
 });
