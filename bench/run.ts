@@ -1,0 +1,330 @@
+/**
+ * `npm run bench`: the server against a raw-driver baseline, on the same data, in one run.
+ *
+ * Creates its own database (on DATABASE_URL's server, else an embedded PostgreSQL), seeds 1,000 users
+ * x 20 payments, then for each scenario drives the baseline and the real server (a child process,
+ * production mode, logs at warn) with autocannon: 16 connections, BENCH_DURATION seconds (10) after a
+ * warm-up. Reports requests/s, p50, p99, errors, SQL statements per request (from the server's own
+ * /metrics), peak RSS of the server, and the ratio to the baseline; writes bench/results/latest.json.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import autocannon from 'autocannon';
+import pg from 'pg';
+import { initORM } from '../src/db/orm.js';
+import { freePort, startEmbeddedPostgres } from '../src/db/embedded.js';
+import { seedDemoData } from '../src/db/seeders/demo.seeder.js';
+import { secretKey, signToken } from '../src/modules/auth/auth.js';
+import { Role } from '../src/modules/user/user.entity.js';
+import { PAYMENTS_PER_USER, SCENARIOS, TOKEN_USERS, USERS, type Scenario } from './scenarios.js';
+
+const root = path.resolve(import.meta.dirname, '..');
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
+const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
+const JWT_SECRET = randomBytes(32).toString('base64url');
+const METRICS_TOKEN = randomBytes(16).toString('hex');
+const log = (line: string) => process.stdout.write(`[bench] ${line}\n`);
+
+interface Result {
+  target: 'baseline' | 'app' | 'app (cache warm)';
+  scenario: Scenario['name'];
+  requestsPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+  non2xx: number;
+  statementsPerRequest: number | null;
+  peakRssMb: number;
+}
+
+// --- database ----------------------------------------------------------------------------------
+
+async function createDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+  let serverUrl = process.env.DATABASE_URL;
+  let stopEmbedded: (() => Promise<void>) | null = null;
+  if (!serverUrl) {
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'paygraph-bench-'));
+    const embedded = await startEmbeddedPostgres({ dataDir, ephemeral: true });
+    serverUrl = embedded.serverUrl;
+    stopEmbedded = async () => {
+      await embedded.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    };
+    log(`embedded PostgreSQL at ${new URL(serverUrl).host}`);
+  }
+  const name = `paygraph_bench_${randomBytes(4).toString('hex')}`;
+  const admin = new URL(serverUrl);
+  admin.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: admin.toString() });
+  await client.connect();
+  await client.query(`create database ${name}`);
+  await client.end();
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: async () => {
+      const c = new pg.Client({ connectionString: admin.toString() });
+      await c.connect();
+      await c.query(`drop database if exists ${name} with (force)`);
+      await c.end();
+      await stopEmbedded?.();
+    },
+  };
+}
+
+// --- servers -----------------------------------------------------------------------------------
+
+interface Running {
+  url: string;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+async function startProcess(label: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<Running> {
+  const port = await freePort();
+  const child = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (c) => (output += c));
+  child.stderr!.on('data', (c) => (output += c));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${label} did not start:\n${output}`)), 60_000);
+    const check = () => {
+      if (ready.test(output)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', check);
+    child.on('exit', (code) => reject(new Error(`${label} exited (${code}):\n${output}`)));
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    child,
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+function startApp(databaseUrl: string, cache: boolean): Promise<Running> {
+  return startProcess(
+    cache ? 'app (cache on)' : 'app',
+    ['dist/main.js'],
+    {
+      NODE_ENV: 'production',
+      DATABASE_URL: databaseUrl,
+      JWT_SECRET,
+      METRICS_TOKEN,
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      CACHE_ENABLED: cache ? 'true' : 'false',
+      SEED_DEMO: 'false',
+      SHUTDOWN_GRACE_MS: '0',
+    },
+    /ready at/,
+  );
+}
+
+function startBaseline(databaseUrl: string): Promise<Running> {
+  return startProcess('baseline', ['--import', 'tsx', 'bench/baseline-server.ts'], { DATABASE_URL: databaseUrl, JWT_SECRET }, /listening/);
+}
+
+/** Peak resident memory of a process while `work` runs, sampled every 100 ms from /proc. */
+async function withPeakRss<T>(pid: number, work: () => Promise<T>): Promise<{ result: T; peakRssMb: number }> {
+  let peak = 0;
+  const sample = () => {
+    try {
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      peak = Math.max(peak, kb);
+    } catch {
+      // process gone or no /proc: report 0
+    }
+  };
+  sample();
+  const timer = setInterval(sample, 100);
+  try {
+    const result = await work();
+    sample();
+    return { result, peakRssMb: Math.round(peak / 1024) };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** Statements per request of one operation, from the server's own Prometheus histogram. */
+async function statementStats(url: string, operation: string): Promise<{ sum: number; count: number }> {
+  const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
+  const pick = (suffix: string) => Number(new RegExp(`^graphql_operation_sql_statements_${suffix}\\{operation="${operation}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  return { sum: pick('sum'), count: pick('count') };
+}
+
+// --- load --------------------------------------------------------------------------------------
+
+interface Tokens {
+  admin: string;
+  users: string[];
+}
+
+function body(scenario: Scenario, i: number): string {
+  return JSON.stringify({ operationName: scenario.name, query: scenario.query, variables: scenario.variables(i) });
+}
+
+function tokenFor(scenario: Scenario, tokens: Tokens, i: number): string {
+  return scenario.token === 'admin' ? tokens.admin : tokens.users[i % tokens.users.length]!;
+}
+
+async function post(url: string, scenario: Scenario, tokens: Tokens, i: number): Promise<unknown> {
+  const res = await fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${tokenFor(scenario, tokens, i)}` },
+    body: body(scenario, i),
+  });
+  return res.json();
+}
+
+function drive(url: string, scenario: Scenario, tokens: Tokens, options: { duration?: number; amount?: number }): Promise<autocannon.Result> {
+  let i = 0;
+  return new Promise((resolve, reject) => {
+    const instance = autocannon(
+      {
+        url: `${url}/graphql`,
+        connections: CONNECTIONS,
+        ...(options.amount ? { amount: options.amount } : { duration: options.duration }),
+        requests: [
+          {
+            method: 'POST',
+            setupRequest: (request) => {
+              const n = i++;
+              return {
+                ...request,
+                headers: { 'content-type': 'application/json', authorization: `Bearer ${tokenFor(scenario, tokens, n)}` },
+                body: body(scenario, n),
+              };
+            },
+          },
+        ],
+      },
+      (err, result) => (err ? reject(err) : resolve(result)),
+    );
+    if (!options.amount) autocannon.track(instance, { renderProgressBar: process.stdout.isTTY, renderResultsTable: false, renderLatencyTable: false });
+  });
+}
+
+async function measure(target: Result['target'], server: Running, scenario: Scenario, tokens: Tokens): Promise<Result> {
+  // Warm-up: JIT, pools, and for a cached run every distinct key once.
+  await drive(server.url, scenario, tokens, target === 'app (cache warm)' ? { amount: Math.max(scenario.distinct, CONNECTIONS * 50) } : { duration: WARMUP });
+  const before = target === 'baseline' ? null : await statementStats(server.url, scenario.name);
+  log(`${target} ${scenario.name}: ${DURATION}s at ${CONNECTIONS} connections`);
+  const { result, peakRssMb } = await withPeakRss(server.child.pid!, () => drive(server.url, scenario, tokens, { duration: DURATION }));
+  let statementsPerRequest: number | null = null;
+  if (before) {
+    const after = await statementStats(server.url, scenario.name);
+    statementsPerRequest = after.count > before.count ? Math.round(((after.sum - before.sum) / (after.count - before.count)) * 100) / 100 : null;
+  }
+  return {
+    target,
+    scenario: scenario.name,
+    requestsPerSec: Math.round(result.requests.average),
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    errors: result.errors + result.timeouts,
+    non2xx: result.non2xx,
+    statementsPerRequest,
+    peakRssMb,
+  };
+}
+
+/** The app must answer exactly what the baseline answers, or the comparison means nothing. */
+async function checkSameAnswers(app: Running, baseline: Running, scenario: Scenario, tokens: Tokens): Promise<void> {
+  for (const i of [0, 1, 7, 123]) {
+    const [a, b] = await Promise.all([post(app.url, scenario, tokens, i), post(baseline.url, scenario, tokens, i)]);
+    if (!isDeepStrictEqual(a, b)) {
+      throw new Error(`${scenario.name} #${i}: the app and the baseline disagree\napp:      ${JSON.stringify(a).slice(0, 400)}\nbaseline: ${JSON.stringify(b).slice(0, 400)}`);
+    }
+  }
+}
+
+// --- report ------------------------------------------------------------------------------------
+
+function table(results: Result[]): string {
+  const base = new Map(results.filter((r) => r.target === 'baseline').map((r) => [r.scenario, r.requestsPerSec]));
+  const off = new Map(results.filter((r) => r.target === 'app').map((r) => [r.scenario, r.requestsPerSec]));
+  const header = '| scenario | target | req/s | p50 ms | p99 ms | errors | SQL/req | peak RSS MB | x baseline | x cache off |';
+  const rows = results.map((r) => {
+    const ratio = base.get(r.scenario) ? (r.requestsPerSec / base.get(r.scenario)!).toFixed(2) : '';
+    const vsOff = r.target === 'app (cache warm)' && off.get(r.scenario) ? (r.requestsPerSec / off.get(r.scenario)!).toFixed(2) : '';
+    return `| ${r.scenario} | ${r.target} | ${r.requestsPerSec} | ${r.p50Ms} | ${r.p99Ms} | ${r.errors + r.non2xx} | ${r.statementsPerRequest ?? ''} | ${r.peakRssMb} | ${r.target === 'baseline' ? '1.00' : ratio} | ${vsOff} |`;
+  });
+  return [header, '|---|---|---|---|---|---|---|---|---|---|', ...rows].join('\n');
+}
+
+async function main(): Promise<void> {
+  const only = process.env.BENCH_ONLY?.split(',');
+  const scenarios = SCENARIOS.filter((s) => !only || only.includes(s.name));
+  const db = await createDatabase();
+  const servers: Running[] = [];
+  try {
+    log(`seeding ${USERS} users x ${PAYMENTS_PER_USER} payments`);
+    const { orm } = await initORM({ databaseUrl: db.url, quiet: true });
+    await seedDemoData(orm.em.fork(), { users: USERS, paymentsPerUser: PAYMENTS_PER_USER });
+    await orm.em.fork().getConnection().execute('vacuum analyze');
+    await orm.close(true);
+
+    const key = secretKey(JWT_SECRET);
+    const tokens: Tokens = {
+      admin: await signToken(key, { id: 1, role: Role.ADMIN }, 3600),
+      users: await Promise.all(Array.from({ length: TOKEN_USERS }, (_, n) => signToken(key, { id: 2 + n, role: Role.USER }, 3600))),
+    };
+
+    const results: Result[] = [];
+    const baseline = await startBaseline(db.url);
+    servers.push(baseline);
+    const app = await startApp(db.url, false);
+    servers.push(app);
+    for (const scenario of scenarios) await checkSameAnswers(app, baseline, scenario, tokens);
+    log('the app and the baseline give the same answers for every scenario');
+    for (const scenario of scenarios) {
+      results.push(await measure('baseline', baseline, scenario, tokens));
+      results.push(await measure('app', app, scenario, tokens));
+    }
+    await app.stop();
+    await baseline.stop();
+
+    const warmScenarios = scenarios.filter((s) => s.name === 'Q2' || s.name === 'Q4');
+    if (warmScenarios.length) {
+      const cached = await startApp(db.url, true);
+      servers.push(cached);
+      for (const scenario of warmScenarios) results.push(await measure('app (cache warm)', cached, scenario, tokens));
+      await cached.stop();
+    }
+
+    const report = table(results);
+    process.stdout.write(`\n${report}\n\n`);
+    const machine = { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryGb: Math.round(totalmem() / 2 ** 30), node: process.version };
+    await mkdir(path.join(root, 'bench/results'), { recursive: true });
+    await writeFile(
+      path.join(root, 'bench/results/latest.json'),
+      `${JSON.stringify({ date: new Date().toISOString(), machine, connections: CONNECTIONS, durationSeconds: DURATION, results, table: report }, null, 2)}\n`,
+    );
+    log(`machine: ${machine.cores} x ${machine.cpu}, ${machine.memoryGb} GB, Node ${machine.node}; written to bench/results/latest.json`);
+  } finally {
+    for (const s of servers) await s.stop().catch(() => undefined);
+    await db.drop();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,64 @@
+/**
+ * The benchmark's scenarios: the GraphQL operation the app gets, and the variables each request
+ * uses. The baseline server answers the same operations (by name) with the same JSON.
+ */
+export interface Scenario {
+  name: 'Q1' | 'Q2' | 'Q3' | 'Q4' | 'Q5';
+  description: string;
+  query: string;
+  /** Variables of the i-th request (deterministic, so every run asks the same). */
+  variables: (i: number) => Record<string, unknown>;
+  /** Token of the i-th request: the admin's, or one of many users'. */
+  token: 'admin' | 'users';
+  /** Distinct variable sets (the warm-up of a cached run visits each once). */
+  distinct: number;
+}
+
+export const USERS = 1000;
+export const PAYMENTS_PER_USER = 20;
+/** Q3 cycles through this many users' tokens. */
+export const TOKEN_USERS = 100;
+
+export const SCENARIOS: Scenario[] = [
+  {
+    name: 'Q1',
+    description: 'users(first:100) with payments(first:10)',
+    query: 'query Q1 { users(first: 100) { nodes { id email payments(first: 10) { nodes { id amount status } } } } }',
+    variables: () => ({}),
+    token: 'admin',
+    distinct: 1,
+  },
+  {
+    name: 'Q2',
+    description: 'user(id) with payments(first:10), ids varying',
+    query: 'query Q2($id: ID!) { user(id: $id) { email payments(first: 10) { nodes { amount status } } } }',
+    variables: (i) => ({ id: String(1 + (i % USERS)) }),
+    token: 'admin',
+    distinct: USERS,
+  },
+  {
+    name: 'Q3',
+    description: "paymentHistory(first:20) with user, user tokens",
+    query: 'query Q3 { paymentHistory(first: 20) { nodes { amount status user { email } } } }',
+    variables: () => ({}),
+    token: 'users',
+    distinct: TOKEN_USERS,
+  },
+  {
+    name: 'Q4',
+    description: 'payment(id) with user, ids varying',
+    query: 'query Q4($id: ID!) { payment(id: $id) { amount user { email } } }',
+    // 2,000 distinct payments, spread over all users.
+    variables: (i) => ({ id: String(1 + ((i % 2000) * 10) % (USERS * PAYMENTS_PER_USER)) }),
+    token: 'admin',
+    distinct: 2000,
+  },
+  {
+    name: 'Q5',
+    description: 'users(first:50) with paymentCount(status:COMPLETED)',
+    query: 'query Q5 { users(first: 50) { nodes { paymentCount(status: COMPLETED) } } }',
+    variables: () => ({}),
+    token: 'admin',
+    distinct: 1,
+  },
+];
