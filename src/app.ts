@@ -18,6 +18,7 @@ import { formatClientError } from './core/errors.js';
 import { armorProtection, maxTokensPlugin, paginationCostPlugin } from './core/security.js';
 import { createMetrics, type PoolStats } from './core/metrics.js';
 import { registerHealthRoutes } from './core/health.js';
+import { jitGateway } from './core/jit-executor.js';
 import { cachePolicyPlugin, debugStatsPlugin, errorResponsePlugin, nPlusOnePlugin, operationLogPlugin } from './core/apollo-plugins.js';
 import { CacheService } from './core/cache/index.js';
 import { createStripeClient } from './modules/payment/stripe.client.js';
@@ -156,7 +157,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   if (config.debugSql) plugins.push(debugStatsPlugin());
 
   const apollo = new ApolloServer<Context>({
-    schema,
+    ...(config.graphql.executor === 'jit' ? { gateway: jitGateway(schema) } : { schema }),
     plugins,
     validationRules: armor.validationRules,
     introspection: config.graphql.introspection,

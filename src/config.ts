@@ -30,6 +30,7 @@ const variables = z.object({
   GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(10).default(2_000),
   GRAPHQL_MAX_DIRECTIVES: z.coerce.number().int().min(0).max(1000).default(20),
   GRAPHQL_BATCH_MAX: z.coerce.number().int().min(0).max(100).default(0),
+  GRAPHQL_EXECUTOR: z.enum(['jit', 'graphql-js']).default('jit'),
   DB_POOL_MAX: z.coerce.number().int().min(1).max(1000).default(10),
   DEBUG_SQL: booleanFromEnv.optional(),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, { message: 'must be a redis:// or rediss:// URL' }).optional(),
@@ -102,6 +103,8 @@ export interface Config {
     readonly maxDirectives: number;
     /** Operations allowed in one batched (array) request; 0 turns batching off. */
     readonly batchMax: number;
+    /** `jit` (graphql-jit, compiled per operation) or the reference `graphql-js` executor. */
+    readonly executor: 'jit' | 'graphql-js';
   };
   /** Adds `extensions.sql` (statement count, time, texts) and `extensions.cache` to every response. */
   readonly debugSql: boolean;
@@ -169,6 +172,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxTokens: e.GRAPHQL_MAX_TOKENS,
       maxDirectives: e.GRAPHQL_MAX_DIRECTIVES,
       batchMax: e.GRAPHQL_BATCH_MAX,
+      executor: e.GRAPHQL_EXECUTOR,
     }),
     debugSql: e.DEBUG_SQL ?? e.NODE_ENV === 'development',
     redisUrl: e.REDIS_URL,

@@ -1,6 +1,6 @@
 import { Field, Int, ObjectType, type ClassType } from 'type-graphql';
 
-@ObjectType('PageInfo')
+@ObjectType('PageInfo', { simpleResolvers: true })
 export class PageInfo {
   @Field(() => Boolean)
   hasNextPage!: boolean;
@@ -44,7 +44,7 @@ export class Connection<T> {
 
 /** GraphQL `<Name>Connection` and `<Name>Edge` object types for a node type. */
 export function connectionTypes<TNode extends object>(name: string, nodeType: ClassType<TNode>) {
-  @ObjectType(`${name}Edge`)
+  @ObjectType(`${name}Edge`, { simpleResolvers: true })
   class Edge {
     @Field(() => String)
     cursor!: string;
@@ -53,7 +53,7 @@ export function connectionTypes<TNode extends object>(name: string, nodeType: Cl
     node!: TNode;
   }
 
-  @ObjectType(`${name}Connection`)
+  @ObjectType(`${name}Connection`, { simpleResolvers: true })
   class ConnectionType {
     @Field(() => [nodeType])
     nodes!: TNode[];
@@ -64,7 +64,8 @@ export function connectionTypes<TNode extends object>(name: string, nodeType: Cl
     @Field(() => PageInfo)
     pageInfo!: PageInfo;
 
-    @Field(() => Int, { description: 'Counted only when selected: one extra statement.' })
+    // Not "simple": its value is a promise, which a compiled executor only awaits from a resolver.
+    @Field(() => Int, { description: 'Counted only when selected: one extra statement.', simple: false })
     totalCount!: number;
   }
 

@@ -15,7 +15,7 @@ export function assertPageSize(first: number | null): number {
 
 /** Position of a payment in "newest first" order: (createdAt desc, id desc). */
 export interface PaymentCursor {
-  createdAt: Date;
+  createdAtMs: number;
   id: number;
 }
 
@@ -40,14 +40,15 @@ function positiveInt(text: string | undefined): number {
   return n;
 }
 
-export function encodePaymentCursor(row: { createdAt: Date; id: number }): string {
-  return encode(`p:${row.createdAt.getTime()}:${row.id}`);
+/** `createdAt` in epoch milliseconds, as rows carry it. */
+export function encodePaymentCursor(row: { createdAt: number; id: number }): string {
+  return encode(`p:${row.createdAt}:${row.id}`);
 }
 
 export function decodePaymentCursor(cursor: string): PaymentCursor {
   const [ms, id, ...rest] = decode(cursor, 'p');
   if (rest.length > 0 || !ms || !/^\d{1,15}$/.test(ms)) throw invalidCursor();
-  return { createdAt: new Date(Number(ms)), id: positiveInt(id) };
+  return { createdAtMs: Number(ms), id: positiveInt(id) };
 }
 
 export function encodeUserCursor(row: { id: number }): string {

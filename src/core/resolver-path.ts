@@ -1,21 +1,24 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
-import type { GraphQLResolveInfo, ResponsePath } from 'graphql';
+import type { ResponsePath } from 'graphql';
 import type { MiddlewareFn } from 'type-graphql';
-
-const currentPath = new AsyncLocalStorage<ResponsePath>();
+import type { Context } from '../context.js';
 
 /**
- * Remembers which GraphQL field is resolving, so the SQL it sends (directly, or through a loader batch
- * it started) can be reported with its path. Applied to resolver classes, so it wraps the fields that
- * may reach the database and not the plain ones.
+ * Notes which GraphQL field is resolving, so the N+1 detector can name the path of a repeated
+ * statement. Applied to resolver classes: it runs for fields that may reach the database, not for
+ * plain ones. Resolvers interleave, so the path noted is the last field that started resolving; an
+ * N+1 comes from many siblings of one list field, which all fold to the same path.
+ * (AsyncLocalStorage would be exact, but on Node 20 it turns on promise hooks for every promise
+ * of the process, a cost the hot path should not pay.)
  */
-export const TrackResolverPath: MiddlewareFn = ({ info }: { info: GraphQLResolveInfo }, next) => currentPath.run(info.path, next);
+export const TrackResolverPath: MiddlewareFn<Context> = ({ info, context }, next) => {
+  context.sql.notePath(info.path);
+  return next();
+};
 
 /** `users.nodes.*.payments`: list indexes folded, so one path names a whole N+1. */
-export function currentResolverPath(): string | null {
-  let path: ResponsePath | undefined = currentPath.getStore();
+export function foldPath(path: ResponsePath | undefined): string | null {
   if (!path) return null;
   const parts: string[] = [];
-  for (; path; path = path.prev) parts.push(typeof path.key === 'number' ? '*' : path.key);
+  for (let p: ResponsePath | undefined = path; p; p = p.prev) parts.push(typeof p.key === 'number' ? '*' : p.key);
   return parts.reverse().join('.');
 }

@@ -1,5 +1,6 @@
 import { DefaultLogger, type LogContext, type LoggerOptions } from '@mikro-orm/core';
-import { currentResolverPath } from './resolver-path.js';
+import type { ResponsePath } from 'graphql';
+import { foldPath } from './resolver-path.js';
 
 /** One statement as the ORM sent it, attributed to the request that sent it. */
 export interface StatementRecord {
@@ -42,12 +43,18 @@ export class SqlStats {
   readonly repeated: RepeatedStatement[] = [];
   private readonly threshold: number;
   private readonly shapes: Map<string, { count: number; path: string | null }> | null;
+  private lastPath: ResponsePath | undefined;
 
   /** `nPlusOneThreshold` 0 (the default) counts no shapes. */
   constructor(options: { keepTexts?: boolean; nPlusOneThreshold?: number } = {}) {
     this.texts = options.keepTexts ? [] : null;
     this.threshold = options.nPlusOneThreshold ?? 0;
     this.shapes = this.threshold > 0 ? new Map() : null;
+  }
+
+  /** The GraphQL field now resolving (see `TrackResolverPath`); only kept when shapes are counted. */
+  notePath(path: ResponsePath): void {
+    if (this.shapes) this.lastPath = path;
   }
 
   record(sql: string, durationMs: number): void {
@@ -58,7 +65,7 @@ export class SqlStats {
     const shape = sqlShape(sql);
     const seen = this.shapes.get(shape);
     if (!seen) {
-      this.shapes.set(shape, { count: 1, path: currentResolverPath() });
+      this.shapes.set(shape, { count: 1, path: foldPath(this.lastPath) });
       return;
     }
     seen.count++;

@@ -40,7 +40,11 @@ export function inTransaction<T>(em: SqlEntityManager, run: (tx: SqlEntityManage
   return em.transactional((tx) => run(tx as SqlEntityManager), { loggerContext: em.getLoggerContext() });
 }
 
-/** Timestamps arrive as text (MikroORM's type parsers); rows carry them as `Date`. */
-export function toDate(value: string | Date): Date {
-  return value instanceof Date ? value : new Date(value);
+/**
+ * A timestamp column selected as epoch milliseconds (a float8, which the driver hands over as a
+ * number): rows carry timestamps as numbers, far cheaper than a Date parsed from text per row.
+ */
+export function epochMs(column: string, alias: string): string {
+  return `(extract(epoch from ${column}) * 1000)::float8 as "${alias}"`;
 }
+

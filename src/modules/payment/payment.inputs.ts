@@ -32,7 +32,7 @@ export class CreatePaymentInput {
   idempotencyKey!: string;
 }
 
-@ObjectType('CreatePaymentPayload')
+@ObjectType('CreatePaymentPayload', { simpleResolvers: true })
 export class CreatePaymentPayload {
   @Field(() => PaymentType)
   payment!: unknown;

@@ -5,24 +5,39 @@ import type { PaymentCountKey, PaymentRow, PaymentStatsRow, UserPaymentsKey } fr
 import { cacheTags, type QueryCache } from '../../core/cache/index.js';
 
 function pageKey(k: UserPaymentsKey): string {
-  const after = k.after ? `${k.after.createdAt.getTime()}.${k.after.id}` : '';
+  const after = k.after ? `${k.after.createdAtMs}.${k.after.id}` : '';
   return `${k.userId}|${k.first}|${k.status ?? ''}|${after}`;
 }
 
 /**
  * Payments per user for one request. Keys carry every argument that changes the SQL, so users asked
- * for with different `first`/`after`/`status` still share one statement per batch. Aggregates (counts,
- * stats) also go through the query cache under the user's `payments:user:<id>` tag.
+ * for with different `first`/`after`/`status` still share one statement per batch. Pages and
+ * aggregates (counts, stats) also go through the query cache under the user's `payments:user:<id>`
+ * tag, which every write to one of the user's payments bumps.
  */
 export function createPaymentLoaders(em: SqlEntityManager, cache: QueryCache) {
   const payments = em.getRepository(Payment);
   const userPaymentsTag = ([userId]: readonly [number, ...unknown[]]) => [cacheTags.paymentsOfUser(userId)];
   return {
     /** Up to `first + 1` rows per key (the extra row says whether a next page exists). */
-    paymentsByUserId: new DataLoader<UserPaymentsKey, PaymentRow[], string>((keys) => payments.findPagesByUser(keys), {
-      cacheKeyFn: pageKey,
-      maxBatchSize: 1000,
-    }),
+    paymentsByUserId: new DataLoader<UserPaymentsKey, PaymentRow[], string>(
+      (keys) =>
+        cache.getOrLoadMany(
+          'paymentsByUserId',
+          keys.map((k) => [k.userId, k.first, k.after?.createdAtMs ?? null, k.after?.id ?? null, k.status] as const),
+          { tags: userPaymentsTag },
+          (missing) =>
+            payments.findPagesByUser(
+              missing.map(([userId, first, afterMs, afterId, status]) => ({
+                userId,
+                first,
+                after: afterMs === null ? null : { createdAtMs: afterMs, id: afterId! },
+                status,
+              })),
+            ),
+        ),
+      { cacheKeyFn: pageKey, maxBatchSize: 1000 },
+    ),
     countPaymentsByUserId: new DataLoader<PaymentCountKey, number, string>(
       (keys) =>
         cache.getOrLoadMany(

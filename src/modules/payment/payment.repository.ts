@@ -1,11 +1,15 @@
 import { EntityRepository } from '@mikro-orm/postgresql';
 import { Payment, PaymentStatus } from './payment.entity.js';
 import { toUserRow, userColumns, type UserRow } from '../user/user.repository.js';
-import { pgArray, queryRows, toDate } from '../../core/sql.js';
+import { epochMs, pgArray, queryRows } from '../../core/sql.js';
 import type { PaymentCursor } from '../../core/pagination.js';
 import { cached, cacheTags } from '../../core/cache/index.js';
 
-/** A payment as list-sized reads return it: a plain object carrying its owner's id. */
+/**
+ * A payment as list-sized reads return it: the driver's own row object, its columns aliased to these
+ * keys (no copy, no Date per row: `createdAt` is epoch milliseconds, which the DateTime scalar
+ * serialises as it does a Date).
+ */
 export interface PaymentRow {
   id: number;
   userId: number;
@@ -16,8 +20,7 @@ export interface PaymentRow {
   description: string | null;
   failureReason: string | null;
   amountRefunded: number;
-  createdAt: Date;
-  updatedAt: Date;
+  createdAt: number;
 }
 
 /** One user's page of payments: every argument that changes the SQL is part of the key. */
@@ -56,27 +59,10 @@ export const PAYMENT_COLUMNS = [
   'p.description as "description"',
   'p.failure_reason as "failureReason"',
   'p.amount_refunded as "amountRefunded"',
-  'p.created_at as "createdAt"',
-  'p.updated_at as "updatedAt"',
+  epochMs('p.created_at', 'createdAt'),
 ].join(', ');
 
 type RawRow = Record<string, unknown>;
-
-export function toPaymentRow(raw: RawRow): PaymentRow {
-  return {
-    id: raw.id as number,
-    userId: raw.userId as number,
-    amount: raw.amount as number,
-    currency: raw.currency as string,
-    status: raw.status as PaymentStatus,
-    stripePaymentId: raw.stripePaymentId as string | null,
-    description: raw.description as string | null,
-    failureReason: raw.failureReason as string | null,
-    amountRefunded: raw.amountRefunded as number,
-    createdAt: toDate(raw.createdAt as string),
-    updatedAt: toDate(raw.updatedAt as string),
-  };
-}
 
 export function paymentEntityToRow(payment: Payment): PaymentRow {
   return {
@@ -89,8 +75,7 @@ export function paymentEntityToRow(payment: Payment): PaymentRow {
     description: payment.description ?? null,
     failureReason: payment.failureReason ?? null,
     amountRefunded: payment.amountRefunded,
-    createdAt: payment.createdAt,
-    updatedAt: payment.updatedAt,
+    createdAt: payment.createdAt.getTime(),
   };
 }
 
@@ -163,7 +148,7 @@ export class PaymentRepository extends EntityRepository<Payment> {
     const { where, params } = filterSql(args.filter);
     if (args.after) {
       where.push('(p.created_at, p.id) < (?::timestamptz, ?)');
-      params.push(args.after.createdAt.toISOString(), args.after.id);
+      params.push(new Date(args.after.createdAtMs).toISOString(), args.after.id);
     }
     params.push(args.first + 1);
     const raw = await queryRows<RawRow>(
@@ -178,7 +163,7 @@ export class PaymentRepository extends EntityRepository<Payment> {
     const users = new Map<number, UserRow>();
     const payments = raw.map((r) => {
       if (!users.has(r.u_id as number)) users.set(r.u_id as number, toUserRow(r, 'u_'));
-      return toPaymentRow(r);
+      return r as unknown as PaymentRow;
     });
     return { payments, users: [...users.values()] };
   }
@@ -189,45 +174,61 @@ export class PaymentRepository extends EntityRepository<Payment> {
    * Returns one array per key, in key order.
    */
   async findPagesByUser(keys: readonly UserPaymentsKey[]): Promise<PaymentRow[][]> {
-    const raw = await queryRows<RawRow>(
+    // Keys of one batch usually share `status` and `after` (one field, one set of arguments): then
+    // those predicates are constants, and each user's page is a walk of the (user_id, created_at desc,
+    // id desc) index that stops after `first + 1` rows. Mixed batches still take one statement.
+    const status = keys[0]!.status;
+    const sameStatus = keys.every((k) => k.status === status);
+    const noCursor = keys.every((k) => k.after === null);
+    const params: unknown[] = [pgArray(keys.map((k) => k.userId)), pgArray(keys.map((k) => k.first + 1))];
+    const where = ['p.user_id = k.user_id'];
+    if (sameStatus) {
+      if (status) {
+        where.push('p.status = ?');
+        params.push(status);
+      }
+    } else {
+      where.push('(k.status is null or p.status = k.status)');
+    }
+    if (!noCursor) where.push('(k.after_at is null or (p.created_at, p.id) < (k.after_at, k.after_id))');
+    const raw = await queryRows<PaymentRow & { keyIndex: number }>(
       this.getEntityManager(),
-      `select k.i as "keyIndex", ${PAYMENT_COLUMNS}
-       from unnest(?::int[], ?::text[], ?::timestamptz[], ?::int[], ?::int[])
-            with ordinality as k(user_id, status, after_at, after_id, lim, i)
+      `select k.i::int as "keyIndex", ${PAYMENT_COLUMNS}
+       from unnest(?::int[], ?::int[], ?::text[], ?::timestamptz[], ?::int[])
+            with ordinality as k(user_id, lim, status, after_at, after_id, i)
        cross join lateral (
          select * from payments p
-         where p.user_id = k.user_id
-           and (k.status is null or p.status = k.status)
-           and (k.after_at is null or (p.created_at, p.id) < (k.after_at, k.after_id))
+         where ${where.join(' and ')}
          order by p.created_at desc, p.id desc
          limit k.lim
        ) p
        order by k.i, p.created_at desc, p.id desc`,
       [
-        pgArray(keys.map((k) => k.userId)),
+        params[0],
+        params[1],
         pgArray(keys.map((k) => k.status)),
-        pgArray(keys.map((k) => k.after?.createdAt ?? null)),
+        pgArray(keys.map((k) => (k.after ? new Date(k.after.createdAtMs) : null))),
         pgArray(keys.map((k) => k.after?.id ?? null)),
-        pgArray(keys.map((k) => k.first + 1)),
+        ...params.slice(2),
       ],
     );
     const pages: PaymentRow[][] = keys.map(() => []);
-    for (const r of raw) pages[Number(r.keyIndex) - 1]!.push(toPaymentRow(r));
+    for (const r of raw) pages[r.keyIndex - 1]!.push(r);
     return pages;
   }
 
   /** Payment counts for many (user, status) pairs: one GROUP BY statement. In key order. */
   async countByUser(keys: readonly PaymentCountKey[]): Promise<number[]> {
-    const raw = await queryRows<{ keyIndex: string; count: number }>(
+    const raw = await queryRows<{ keyIndex: number; count: number }>(
       this.getEntityManager(),
-      `select k.i as "keyIndex", count(p.id)::int as count
+      `select k.i::int as "keyIndex", count(p.id)::int as count
        from unnest(?::int[], ?::text[]) with ordinality as k(user_id, status, i)
        left join payments p on p.user_id = k.user_id and (k.status is null or p.status = k.status)
        group by k.i`,
       [pgArray(keys.map((k) => k.userId)), pgArray(keys.map((k) => k.status))],
     );
     const counts = keys.map(() => 0);
-    for (const r of raw) counts[Number(r.keyIndex) - 1] = r.count;
+    for (const r of raw) counts[r.keyIndex - 1] = r.count;
     return counts;
   }
 

@@ -1,7 +1,7 @@
 import type { SqlEntityManager } from '@mikro-orm/postgresql';
 import Stripe from 'stripe';
 import { PaymentStatus } from './payment.entity.js';
-import { PAYMENT_COLUMNS, toPaymentRow, type PaymentRow } from './payment.repository.js';
+import { PAYMENT_COLUMNS, type PaymentRow } from './payment.repository.js';
 import type { CreatePaymentInput } from './payment.inputs.js';
 import type { StripeClient } from './stripe.client.js';
 import { canSeeUser, type Viewer } from '../auth/auth.js';
@@ -38,8 +38,8 @@ function requireStripe(stripe: StripeClient | null): StripeClient {
 }
 
 async function paymentRow(em: SqlEntityManager, id: number): Promise<PaymentRow | null> {
-  const [raw] = await queryRows(em, `select ${PAYMENT_COLUMNS} from payments p where p.id = ?`, [id]);
-  return raw ? toPaymentRow(raw) : null;
+  const [row] = await queryRows<PaymentRow>(em, `select ${PAYMENT_COLUMNS} from payments p where p.id = ?`, [id]);
+  return row ?? null;
 }
 
 /** Concurrent createPayment calls for one (user, key) in this process share one completion. */

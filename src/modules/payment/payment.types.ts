@@ -6,7 +6,7 @@ import { connectionTypes } from '../../core/connection.js';
 registerEnumType(PaymentStatus, { name: 'PaymentStatus' });
 
 /** The public face of a payment; resolves from a `PaymentRow`. */
-@ObjectType('Payment')
+@ObjectType('Payment', { simpleResolvers: true })
 export class PaymentType {
   @Field(() => ID)
   id!: number;
@@ -32,13 +32,14 @@ export class PaymentType {
   @Field(() => String, { nullable: true, description: 'Why the payment failed, as the payment provider said.' })
   failureReason!: string | null;
 
+  /** Epoch milliseconds in rows; the DateTime scalar serialises a number as it does a Date. */
   @Field(() => GraphQLDateTime)
-  createdAt!: Date;
+  createdAt!: number;
 }
 
 export const { ConnectionType: PaymentConnection } = connectionTypes('Payment', PaymentType);
 
-@ObjectType('PaymentStats', { description: "Count and total of a user's payments in one status and currency." })
+@ObjectType('PaymentStats', { simpleResolvers: true, description: "Count and total of a user's payments in one status and currency." })
 export class PaymentStatsType {
   @Field(() => PaymentStatus)
   status!: PaymentStatus;

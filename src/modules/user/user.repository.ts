@@ -1,6 +1,6 @@
 import { EntityRepository } from '@mikro-orm/postgresql';
 import { normalizeEmail, Role, User } from './user.entity.js';
-import { pgArray, queryRows, toDate } from '../../core/sql.js';
+import { epochMs, pgArray, queryRows } from '../../core/sql.js';
 
 /**
  * A user as list-sized reads return it: a plain object, never a managed entity (hydrating entities
@@ -12,8 +12,8 @@ export interface UserRow {
   name: string;
   isActive: boolean;
   role: Role;
-  createdAt: Date;
-  updatedAt: Date;
+  /** Epoch milliseconds (see `PaymentRow`). */
+  createdAt: number;
 }
 
 export interface UserFilterInput {
@@ -30,8 +30,7 @@ export function userColumns(alias: string, prefix = ''): string {
     `${alias}.name as "${prefix}name"`,
     `${alias}.is_active as "${prefix}isActive"`,
     `${alias}.role as "${prefix}role"`,
-    `${alias}.created_at as "${prefix}createdAt"`,
-    `${alias}.updated_at as "${prefix}updatedAt"`,
+    epochMs(`${alias}.created_at`, `${prefix}createdAt`),
   ].join(', ');
 }
 
@@ -44,8 +43,7 @@ export function toUserRow(raw: RawRow, prefix = ''): UserRow {
     name: raw[`${prefix}name`] as string,
     isActive: raw[`${prefix}isActive`] as boolean,
     role: raw[`${prefix}role`] as Role,
-    createdAt: toDate(raw[`${prefix}createdAt`] as string),
-    updatedAt: toDate(raw[`${prefix}updatedAt`] as string),
+    createdAt: raw[`${prefix}createdAt`] as number,
   };
 }
 
@@ -56,8 +54,7 @@ export function userEntityToRow(user: User): UserRow {
     name: user.name,
     isActive: user.isActive,
     role: user.role,
-    createdAt: user.createdAt,
-    updatedAt: user.updatedAt,
+    createdAt: user.createdAt.getTime(),
   };
 }
 

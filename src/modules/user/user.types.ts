@@ -7,7 +7,7 @@ import { connectionTypes } from '../../core/connection.js';
 registerEnumType(Role, { name: 'Role' });
 
 /** The public face of a user; resolves from a `UserRow`. */
-@ObjectType('User')
+@ObjectType('User', { simpleResolvers: true })
 export class UserType {
   @Field(() => ID)
   id!: number;
@@ -24,8 +24,9 @@ export class UserType {
   @Field(() => Role)
   role!: Role;
 
+  /** Epoch milliseconds in rows; the DateTime scalar serialises a number as it does a Date. */
   @Field(() => GraphQLDateTime)
-  createdAt!: Date;
+  createdAt!: number;
 }
 
 export const { ConnectionType: UserConnection } = connectionTypes('User', UserType);
