@@ -21,4 +21,5 @@ EXPOSE 4000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 4000) + '/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # SIGTERM reaches node directly (exec form): it drains in-flight requests, then exits 0.
-CMD ["node", "dist/main.js"]
+# A larger young generation: GC fell from ~25% of CPU under list-heavy load (see README, Performance).
+CMD ["node", "--max-semi-space-size=32", "dist/main.js"]

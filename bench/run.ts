@@ -116,10 +116,17 @@ async function startProcess(label: string, args: string[], env: NodeJS.ProcessEn
   };
 }
 
+/** Node flags of the production start command (`npm run start:prod`), so the bench runs what ships. */
+function productionNodeArgs(): string[] {
+  const script: string = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).scripts['start:prod'];
+  const words = script.split(/\s+/);
+  return words.slice(words.indexOf('node') + 1);
+}
+
 function startApp(databaseUrl: string, cache: boolean): Promise<Running> {
   return startProcess(
     cache ? 'app (cache on)' : 'app',
-    ['dist/main.js'],
+    productionNodeArgs(),
     {
       NODE_ENV: 'production',
       DATABASE_URL: databaseUrl,

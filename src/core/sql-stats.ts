@@ -20,7 +20,19 @@ export interface RepeatedStatement {
  * SQL with its literals and parameter lists folded, so the same query for different ids has one
  * shape: `select ... where id = ?` whatever the id.
  */
+const shapeMemo = new Map<string, string>();
+
 export function sqlShape(sql: string): string {
+  // Statement texts repeat (parameters travel apart from the text when query logging is off).
+  const known = shapeMemo.get(sql);
+  if (known !== undefined) return known;
+  const shape = foldSql(sql);
+  if (shapeMemo.size >= 1000) shapeMemo.clear();
+  shapeMemo.set(sql, shape);
+  return shape;
+}
+
+function foldSql(sql: string): string {
   return sql
     .replace(/'(?:[^']|'')*'/g, '?')
     .replace(/\b\d+(?:\.\d+)?\b/g, '?')

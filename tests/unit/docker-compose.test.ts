@@ -72,7 +72,11 @@ describe('Dockerfile', () => {
     expect(dockerfile).toMatch(/^COPY --from=build \/app\/dist \.\/dist$/m);
     expect(dockerfile).toMatch(/^USER node$/m);
     expect(dockerfile).toMatch(/^HEALTHCHECK [\s\S]*\/readyz/m);
-    expect(dockerfile).toMatch(/^CMD \["node", "dist\/main\.js"\]$/m);
+    // The same command as `npm run start:prod`, which the benchmark measures.
+    const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
+    const cmd = JSON.parse(/^CMD (\[.*\])$/m.exec(dockerfile)![1]!) as string[];
+    expect(pkg.scripts['start:prod']).toBe(`NODE_ENV=production ${cmd.join(' ')}`);
+    expect(cmd.at(-1)).toBe('dist/main.js');
   });
 
   it('runs what `npm run build` produces', () => {

@@ -1,12 +1,12 @@
 import DataLoader from 'dataloader';
 import type { SqlEntityManager } from '@mikro-orm/postgresql';
 import { Payment } from './payment.entity.js';
-import type { PaymentCountKey, PaymentRow, PaymentStatsRow, UserPaymentsKey } from './payment.repository.js';
+import type { PaymentCountKey, PaymentPageRow, PaymentStatsRow, UserPaymentsKey } from './payment.repository.js';
 import { cacheTags, type QueryCache } from '../../core/cache/index.js';
 
 function pageKey(k: UserPaymentsKey): string {
   const after = k.after ? `${k.after.createdAtMs}.${k.after.id}` : '';
-  return `${k.userId}|${k.first}|${k.status ?? ''}|${after}`;
+  return `${k.userId}|${k.first}|${k.status ?? ''}|${after}|${k.fields.join(',')}`;
 }
 
 /**
@@ -20,19 +20,20 @@ export function createPaymentLoaders(em: SqlEntityManager, cache: QueryCache) {
   const userPaymentsTag = ([userId]: readonly [number, ...unknown[]]) => [cacheTags.paymentsOfUser(userId)];
   return {
     /** Up to `first + 1` rows per key (the extra row says whether a next page exists). */
-    paymentsByUserId: new DataLoader<UserPaymentsKey, PaymentRow[], string>(
+    paymentsByUserId: new DataLoader<UserPaymentsKey, PaymentPageRow[], string>(
       (keys) =>
         cache.getOrLoadMany(
           'paymentsByUserId',
-          keys.map((k) => [k.userId, k.first, k.after?.createdAtMs ?? null, k.after?.id ?? null, k.status] as const),
+          keys.map((k) => [k.userId, k.first, k.after?.createdAtMs ?? null, k.after?.id ?? null, k.status, k.fields] as const),
           { tags: userPaymentsTag },
           (missing) =>
             payments.findPagesByUser(
-              missing.map(([userId, first, afterMs, afterId, status]) => ({
+              missing.map(([userId, first, afterMs, afterId, status, fields]) => ({
                 userId,
                 first,
                 after: afterMs === null ? null : { createdAtMs: afterMs, id: afterId! },
                 status,
+                fields,
               })),
             ),
         ),

@@ -1,8 +1,9 @@
 import { EntityRepository } from '@mikro-orm/postgresql';
 import { Payment, PaymentStatus } from './payment.entity.js';
 import { toUserRow, userColumns, type UserRow } from '../user/user.repository.js';
-import { epochMs, pgArray, queryRows } from '../../core/sql.js';
+import { pgArray, queryRows } from '../../core/sql.js';
 import type { PaymentCursor } from '../../core/pagination.js';
+import { ALL_PAYMENT_FIELDS, columnsFor } from './payment.fields.js';
 import { cached, cacheTags } from '../../core/cache/index.js';
 
 /**
@@ -29,7 +30,12 @@ export interface UserPaymentsKey {
   first: number;
   after: PaymentCursor | null;
   status: PaymentStatus | null;
+  /** Payment fields the page must carry besides id, userId and createdAt (sorted; see payment.fields.ts). */
+  fields: readonly string[];
 }
+
+/** A row of a user's page: id, userId and createdAt, plus the fields its key asked for. */
+export type PaymentPageRow = Pick<PaymentRow, 'id' | 'userId' | 'createdAt'> & Partial<PaymentRow>;
 
 export interface PaymentCountKey {
   userId: number;
@@ -49,18 +55,8 @@ export interface PaymentListFilter {
   userId?: number | null;
 }
 
-export const PAYMENT_COLUMNS = [
-  'p.id as "id"',
-  'p.user_id as "userId"',
-  'p.amount as "amount"',
-  'p.currency as "currency"',
-  'p.status as "status"',
-  'p.stripe_payment_id as "stripePaymentId"',
-  'p.description as "description"',
-  'p.failure_reason as "failureReason"',
-  'p.amount_refunded as "amountRefunded"',
-  epochMs('p.created_at', 'createdAt'),
-].join(', ');
+/** The full select list of `payments p`, aliased to `PaymentRow` keys. */
+export const PAYMENT_COLUMNS = columnsFor(ALL_PAYMENT_FIELDS).join(', ');
 
 type RawRow = Record<string, unknown>;
 
@@ -173,7 +169,7 @@ export class PaymentRepository extends EntityRepository<Payment> {
    * LATERAL statement whatever the number of keys. Each page holds up to `first + 1` rows.
    * Returns one array per key, in key order.
    */
-  async findPagesByUser(keys: readonly UserPaymentsKey[]): Promise<PaymentRow[][]> {
+  async findPagesByUser(keys: readonly UserPaymentsKey[]): Promise<PaymentPageRow[][]> {
     // Keys of one batch usually share `status` and `after` (one field, one set of arguments): then
     // those predicates are constants, and each user's page is a walk of the (user_id, created_at desc,
     // id desc) index that stops after `first + 1` rows. Mixed batches still take one statement.
@@ -191,9 +187,11 @@ export class PaymentRepository extends EntityRepository<Payment> {
       where.push('(k.status is null or p.status = k.status)');
     }
     if (!noCursor) where.push('(k.after_at is null or (p.created_at, p.id) < (k.after_at, k.after_id))');
-    const raw = await queryRows<PaymentRow & { keyIndex: number }>(
+    // The union of what the batch's keys selected, and nothing more.
+    const columns = columnsFor([...new Set(keys.flatMap((k) => k.fields))].sort());
+    const raw = await queryRows<PaymentPageRow & { keyIndex: number }>(
       this.getEntityManager(),
-      `select k.i::int as "keyIndex", ${PAYMENT_COLUMNS}
+      `select k.i::int as "keyIndex", ${columns.join(', ')}
        from unnest(?::int[], ?::int[], ?::text[], ?::timestamptz[], ?::int[])
             with ordinality as k(user_id, lim, status, after_at, after_id, i)
        cross join lateral (
@@ -212,7 +210,7 @@ export class PaymentRepository extends EntityRepository<Payment> {
         ...params.slice(2),
       ],
     );
-    const pages: PaymentRow[][] = keys.map(() => []);
+    const pages: PaymentPageRow[][] = keys.map(() => []);
     for (const r of raw) pages[r.keyIndex - 1]!.push(r);
     return pages;
   }

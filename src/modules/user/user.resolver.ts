@@ -1,4 +1,4 @@
-import { Arg, Ctx, FieldResolver, UseMiddleware, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { Arg, Ctx, FieldResolver, Info, UseMiddleware, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { Role, User } from './user.entity.js';
 import { userEntityToRow, type UserRow } from './user.repository.js';
 import { UserConnection, UserFilter, UserType } from './user.types.js';
@@ -6,7 +6,9 @@ import { CreateUserInput, UpdateUserInput } from './user.inputs.js';
 import { userService } from './user.service.js';
 import { PaymentStatus } from '../payment/payment.entity.js';
 import { PaymentConnection, PaymentStatsType } from '../payment/payment.types.js';
-import type { PaymentRow, PaymentStatsRow } from '../payment/payment.repository.js';
+import type { PaymentPageRow, PaymentStatsRow } from '../payment/payment.repository.js';
+import { selectedPaymentFields } from '../payment/payment.fields.js';
+import type { GraphQLResolveInfo } from 'graphql';
 import { canSeeUser, requireAdmin, requireViewer } from '../auth/auth.js';
 import type { Context } from '../../context.js';
 import { TrackResolverPath } from '../../core/resolver-path.js';
@@ -73,16 +75,23 @@ export class UserResolver {
   @FieldResolver(() => PaymentConnection, { description: 'Newest first.' })
   async payments(
     @Root() user: UserRow,
+    @Info() info: GraphQLResolveInfo,
     @Arg('first', () => Int, { nullable: true, defaultValue: DEFAULT_PAGE_SIZE }) first: number | null,
     @Arg('after', () => String, { nullable: true }) after: string | null,
     @Arg('status', () => PaymentStatus, { nullable: true }) status: PaymentStatus | null,
     @Ctx() ctx: Context,
-  ): Promise<Connection<PaymentRow>> {
+  ): Promise<Connection<PaymentPageRow>> {
     // Every path to a user already checked visibility; this guards paths added later.
     if (!canSeeUser(requireViewer(ctx.viewer), user.id)) throw new NotFoundError('User');
     const size = assertPageSize(first);
     const cursor = after ? decodePaymentCursor(after) : null;
-    const rows = await ctx.loaders.paymentsByUserId.load({ userId: user.id, first: size, after: cursor, status: status ?? null });
+    const rows = await ctx.loaders.paymentsByUserId.load({
+      userId: user.id,
+      first: size,
+      after: cursor,
+      status: status ?? null,
+      fields: selectedPaymentFields(info),
+    });
     return new Connection(rows, size, encodePaymentCursor, () =>
       ctx.loaders.countPaymentsByUserId.load({ userId: user.id, status: status ?? null }),
     );
