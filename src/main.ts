@@ -2,7 +2,7 @@
  * Entry point: config -> database (embedded PostgreSQL when DATABASE_URL is unset) -> app -> listen.
  * SIGINT/SIGTERM drain in-flight requests, close the pool and stop the embedded server.
  */
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { loadConfigOrExit, type Config } from './config.js';
 import { createApp } from './app.js';
 import { resolveDatabase } from './db/database.js';
 import { seedDemoData } from './db/seeders/demo.seeder.js';
@@ -14,16 +14,7 @@ const DEMO_USERS = 50;
 const DEMO_PAYMENTS_PER_USER = 20;
 
 async function main(): Promise<void> {
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(err.message);
-      process.exit(1);
-    }
-    throw err;
-  }
+  const config = loadConfigOrExit();
 
   const log = (line: string) => console.log(`[paygraph] ${line}`);
   const db = await resolveDatabase(config, { reuseRunning: false, log });

@@ -1,5 +1,5 @@
 import { MikroORM } from '@mikro-orm/postgresql';
-import { ConfigError, loadConfig, type Config } from '../config.js';
+import { loadConfigOrExit, type Config } from '../config.js';
 import { resolveDatabase } from '../db/database.js';
 import { initORM } from '../db/orm.js';
 
@@ -8,16 +8,7 @@ import { initORM } from '../db/orm.js';
  * a running `npm start`, or an embedded server started (and stopped) for this command.
  */
 export async function withDatabase(run: (orm: MikroORM, config: Config) => Promise<void>): Promise<void> {
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(err.message);
-      process.exit(1);
-    }
-    throw err;
-  }
+  const config = loadConfigOrExit();
   const db = await resolveDatabase(config, { reuseRunning: true });
   try {
     const { orm } = await initORM({ databaseUrl: db.url, poolMax: 2 });

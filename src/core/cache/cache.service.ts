@@ -109,7 +109,9 @@ export class CacheService {
   static create(options: CacheServiceOptions): CacheService {
     const keyvOptions = { namespace: options.namespace, serialize, deserialize, throwOnErrors: true };
     if (!options.redisUrl) {
-      const keyv = new Keyv({ ...keyvOptions, store: new BoundedMap(options.maxMemoryEntries ?? 50_000) });
+      // In process memory the values are kept as they are (no JSON round trip per hit): cached rows
+      // are plain data that nothing mutates, and Dates stay Dates.
+      const keyv = new Keyv({ namespace: options.namespace, throwOnErrors: true, serialize: undefined, deserialize: undefined, store: new BoundedMap(options.maxMemoryEntries ?? 50_000) });
       return new CacheService(keyv, options, async () => {});
     }
     const client = createClient({
