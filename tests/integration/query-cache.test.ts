@@ -32,7 +32,7 @@ describe.each(STORES)('query cache on $store', ({ store, env }) => {
   afterAll(async () => t?.close());
 
   // CI always has Redis (global setup fails without it); only a bare dev machine skips this variant.
-  const run = env ? it : it.skip;
+  const run = it.skipIf(!env);
 
   run('serves a repeated user(id) with 0 statements, and says so in extensions.cache', async () => {
     const q = '{ user(id: "3") { email createdAt } }';
