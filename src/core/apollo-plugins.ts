@@ -1,7 +1,7 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Context } from '../context.js';
-import { APOLLO_REQUEST_ERROR_CODES, USER_ERROR_CODES } from './errors.js';
+import { isClientErrorCode } from './errors.js';
 
 /** Mutations never read through the cache: a write must see, and act on, the data as it is. */
 export function cachePolicyPlugin(): ApolloServerPlugin<Context> {
@@ -53,8 +53,7 @@ export function operationLogPlugin(log: FastifyBaseLogger): ApolloServerPlugin<C
         async didEncounterErrors({ errors, contextValue }) {
           codes = errors.map((e) => String(e.extensions?.code ?? 'INTERNAL_SERVER_ERROR'));
           for (const error of errors) {
-            const code = error.extensions?.code;
-            if (typeof code === 'string' && (USER_ERROR_CODES.has(code) || APOLLO_REQUEST_ERROR_CODES.has(code))) continue;
+            if (isClientErrorCode(error.extensions?.code)) continue;
             log.error({ requestId: contextValue.requestId, err: error.originalError ?? error, path: error.path }, 'unexpected error in a GraphQL operation');
           }
         },

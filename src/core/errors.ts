@@ -112,12 +112,17 @@ export const APOLLO_REQUEST_ERROR_CODES: ReadonlySet<string> = new Set([
   'PERSISTED_QUERY_NOT_SUPPORTED',
 ]);
 
+/** A coded error the client caused (ours or Apollo's): shown to clients as it is, not logged as a fault. */
+export function isClientErrorCode(code: unknown): boolean {
+  return typeof code === 'string' && (USER_ERROR_CODES.has(code) || APOLLO_REQUEST_ERROR_CODES.has(code));
+}
+
 /** In production, anything that is not a coded user error reaches the client as a bare 500-class error. */
 export function maskError(formatted: GraphQLFormattedError, isProduction: boolean): GraphQLFormattedError {
   const code = formatted.extensions?.code;
   if (!isProduction) return formatted;
   // Apollo's own request errors (parse, validation, bad request) are the client's and safe to show.
-  if (typeof code === 'string' && (USER_ERROR_CODES.has(code) || APOLLO_REQUEST_ERROR_CODES.has(code))) {
+  if (isClientErrorCode(code)) {
     const { stacktrace: _stack, ...extensions } = formatted.extensions ?? {};
     return { ...formatted, extensions };
   }
