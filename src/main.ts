@@ -64,6 +64,9 @@ async function main(): Promise<void> {
   if (config.seedDemo && (await em.count(User)) === 0) {
     const seeded = await seedDemoData(em, { users: DEMO_USERS, paymentsPerUser: DEMO_PAYMENTS_PER_USER });
     log(`seeded demo data: ${seeded.users} users x ${DEMO_PAYMENTS_PER_USER} payments`);
+    // The database is new: whatever a shared Redis still holds under this namespace was read from
+    // another database whose ids meant other rows.
+    await app.cache?.clear().catch((err: unknown) => app.fastify.log.warn({ err }, 'could not clear the query cache after seeding'));
   }
 
   await app.fastify.listen({ host: config.host, port: config.port });

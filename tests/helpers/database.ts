@@ -9,8 +9,8 @@ export function withDatabaseName(url: string, database: string): string {
   return u.toString();
 }
 
-async function admin<T>(run: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: withDatabaseName(inject('pgServerUrl'), 'postgres') });
+async function connected<T>(database: string, run: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: withDatabaseName(inject('pgServerUrl'), database) });
   await client.connect();
   try {
     return await run(client);
@@ -22,16 +22,19 @@ async function admin<T>(run: (client: pg.Client) => Promise<T>): Promise<T> {
 export interface TestDatabase {
   name: string;
   url: string;
+  /** Runs one statement in this database on a connection of its own (behind any app's back). */
+  query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
   drop(): Promise<void>;
 }
 
 /** A new, empty database on the test server, private to the caller. */
 export async function createTestDatabase(): Promise<TestDatabase> {
   const name = `paygraph_test_${randomBytes(6).toString('hex')}`;
-  await admin((c) => c.query(`create database ${name}`));
+  await connected('postgres', (c) => c.query(`create database ${name}`));
   return {
     name,
     url: withDatabaseName(inject('pgServerUrl'), name),
-    drop: () => admin((c) => c.query(`drop database if exists ${name} with (force)`)).then(() => undefined),
+    query: (text, params = []) => connected(name, async (c) => (await c.query(text, params)).rows),
+    drop: () => connected('postgres', (c) => c.query(`drop database if exists ${name} with (force)`)).then(() => undefined),
   };
 }

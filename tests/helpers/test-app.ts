@@ -54,6 +54,9 @@ export async function createTestApp(
     CACHE_ENABLED: 'false',
     // Any N+1 fails the request, so a regression anywhere fails some test.
     N_PLUS_ONE: 'error',
+    // A fresh database gets a fresh cache namespace: a shared Redis keeps entries of earlier runs (and of
+    // other test files) whose ids mean other rows here. Tests of instances sharing a cache pass their own.
+    CACHE_NAMESPACE: db.name,
     ...options.env,
   });
   const app = await createApp(config, options.appOptions);
@@ -96,6 +99,8 @@ export async function createTestApp(
       return app.orm.em.fork().getConnection().execute(text, params) as never;
     },
     async close() {
+      // Leave nothing behind in a shared Redis (best effort: some tests stop or cut Redis on purpose).
+      if (config.redisUrl) await app.cache?.clear().catch(() => undefined);
       await app.close();
       await db.drop();
     },

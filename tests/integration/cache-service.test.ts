@@ -11,7 +11,12 @@ const STORES = [
 
 const open: CacheService[] = [];
 afterEach(async () => {
-  while (open.length) await open.pop()!.close();
+  while (open.length) {
+    const s = open.pop()!;
+    // Leave nothing behind in a shared Redis (best effort: some tests make the store unreachable).
+    await s.clear().catch(() => undefined);
+    await s.close();
+  }
 });
 
 function service(redis: string | undefined, namespace = `t${randomBytes(4).toString('hex')}`): CacheService {

@@ -1,18 +1,18 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { postGraphql, projectRoot as root, startServer, type ServerProcess } from '../helpers/server-process.js';
 
 /**
  * Tried as a new user would: `npm start` with nothing configured starts an embedded PostgreSQL,
  * migrates, seeds, prints the URL and tokens; the printed token works over real HTTP; `npm run
  * token` reaches the same embedded server; SIGTERM stops everything with exit code 0.
  */
-const root = path.resolve(import.meta.dirname, '../..');
 let dataDir: string;
-let server: ChildProcess | undefined;
+let server: ServerProcess | undefined;
 
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env = { ...process.env, ...extra };
@@ -33,7 +33,7 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<{
 }
 
 afterAll(async () => {
-  if (server && server.exitCode === null) server.kill('SIGKILL');
+  await server?.stop('SIGKILL');
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
 
@@ -41,35 +41,13 @@ describe('npm start on a machine with nothing configured', () => {
   it('serves the API on embedded PostgreSQL, prints working tokens, and stops cleanly on SIGTERM', { timeout: 180_000 }, async () => {
     dataDir = await mkdtemp(path.join(tmpdir(), 'paygraph-start-'));
     const env = cleanEnv({ DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1' });
-    // The exact command of package.json's `start` script, run without npm in between so that the
-    // signal and the exit code are the server's own (npm re-raises SIGTERM on itself).
-    const start: string = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).scripts.start;
-    const [command, ...args] = start.split(' ');
-    expect(command).toBe('node');
-    server = spawn(process.execPath, args, { cwd: root, env });
-    let output = '';
-    server.stderr!.on('data', (c) => (output += c));
-    const ready = await new Promise<{ url: string; adminToken: string }>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`not ready in time:\n${output}`)), 150_000);
-      server!.stdout!.on('data', (chunk) => {
-        output += chunk;
-        const url = /ready at (http:\/\/localhost:\d+\/graphql)/.exec(output)?.[1];
-        const adminToken = /admin admin@paygraph\.dev -> Authorization: Bearer (\S+)/.exec(output)?.[1];
-        if (url && adminToken && output.includes('npm run token')) {
-          clearTimeout(timer);
-          resolve({ url, adminToken });
-        }
-      });
-      server!.on('exit', (code) => reject(new Error(`npm start exited with ${code}:\n${output}`)));
-    });
+    server = await startServer(env, { timeoutMs: 150_000, until: (output) => output.includes('npm run token') });
+    const adminToken = /admin admin@paygraph\.dev -> Authorization: Bearer (\S+)/.exec(server.output())?.[1];
+    expect(adminToken, server.output()).toBeDefined();
+    const url = server.url;
 
-    const res = await fetch(ready.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${ready.adminToken}` },
-      body: JSON.stringify({ query: '{ me { email role } users(first: 2) { totalCount nodes { payments(first: 1) { totalCount } } } }' }),
-    });
-    const body: any = await res.json();
-    expect(res.status).toBe(200);
+    const { status, body } = await postGraphql(url, '{ me { email role } users(first: 2) { totalCount nodes { payments(first: 1) { totalCount } } } }', adminToken);
+    expect(status).toBe(200);
     expect(body.data.me).toEqual({ email: 'admin@paygraph.dev', role: 'ADMIN' });
     expect(body.data.users.totalCount).toBe(50);
     expect(body.data.users.nodes[0].payments.totalCount).toBe(20);
@@ -77,25 +55,18 @@ describe('npm start on a machine with nothing configured', () => {
     // its totalCount, the payments batch and the nested totalCount batch.
     expect(body.extensions.sql.statements).toBe(5);
 
-    const sandbox = await fetch(ready.url, { headers: { accept: 'text/html' } });
+    const sandbox = await fetch(url, { headers: { accept: 'text/html' } });
     expect(sandbox.status).toBe(200);
     expect(await sandbox.text()).toMatch(/sandbox/i);
 
     const token = await run('npm', ['run', '--silent', 'token', '--', 'user2@paygraph.dev'], env);
     expect(token.code, token.stderr).toBe(0);
-    const me = await fetch(ready.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${token.stdout.trim()}` },
-      body: JSON.stringify({ query: '{ me { email } paymentHistory(first: 3) { nodes { amount } } }' }),
-    });
-    const meBody: any = await me.json();
+    const { body: meBody } = await postGraphql(url, '{ me { email } paymentHistory(first: 3) { nodes { amount } } }', token.stdout.trim());
     expect(meBody.data.me.email).toBe('user2@paygraph.dev');
     expect(meBody.data.paymentHistory.nodes).toHaveLength(3);
 
-    const exited = new Promise<number | null>((resolve) => server!.on('exit', (code) => resolve(code)));
-    server.kill('SIGTERM');
-    expect(await exited).toBe(0);
-    expect(output).toMatch(/SIGTERM: draining/);
+    expect(await server.stop('SIGTERM')).toBe(0);
+    expect(server.output()).toMatch(/SIGTERM: draining/);
     // The embedded server is gone with it: its info file is removed on stop.
     expect(existsSync(path.join(dataDir, 'embedded-postgres.json'))).toBe(false);
     const leftover = await run('pgrep', ['-f', path.join(dataDir, 'postgres')], env);
