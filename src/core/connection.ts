@@ -5,7 +5,8 @@ export class PageInfo {
   @Field(() => Boolean)
   hasNextPage!: boolean;
 
-  @Field(() => String, { nullable: true, description: 'Pass as `after` to get the next page.' })
+  // Computed on read (see Connection.pageInfo), so not "simple": a resolver's error is a field error.
+  @Field(() => String, { nullable: true, description: 'Pass as `after` to get the next page.', simple: false })
   endCursor!: string | null;
 }
 
@@ -33,8 +34,15 @@ export class Connection<T> {
   }
 
   get pageInfo(): PageInfo {
-    const last = this.nodes[this.nodes.length - 1];
-    return { hasNextPage: this.hasNextPage, endCursor: last === undefined ? null : this.cursorOf(last) };
+    const { nodes, hasNextPage, cursorOf } = this;
+    return {
+      hasNextPage,
+      // Only when asked for: a page fetched for `hasNextPage` alone carries no cursor columns.
+      get endCursor() {
+        const last = nodes[nodes.length - 1];
+        return last === undefined ? null : cursorOf(last);
+      },
+    };
   }
 
   get totalCount(): Promise<number> {
@@ -58,10 +66,12 @@ export function connectionTypes<TNode extends object>(name: string, nodeType: Cl
     @Field(() => [nodeType])
     nodes!: TNode[];
 
-    @Field(() => [Edge])
+    // Not "simple" (nor pageInfo): they are getters that compute cursors, and a compiled executor
+    // turns what a resolver throws into a field error, but not what a plain property read throws.
+    @Field(() => [Edge], { simple: false })
     edges!: Edge[];
 
-    @Field(() => PageInfo)
+    @Field(() => PageInfo, { simple: false })
     pageInfo!: PageInfo;
 
     // Not "simple": its value is a promise, which a compiled executor only awaits from a resolver.

@@ -1,4 +1,4 @@
-import type { ResponsePath } from 'graphql';
+import type { GraphQLResolveInfo, ResponsePath } from 'graphql';
 import type { MiddlewareFn } from 'type-graphql';
 import type { Context } from '../context.js';
 
@@ -11,9 +11,14 @@ import type { Context } from '../context.js';
  * of the process, a cost the hot path should not pay.)
  */
 export const TrackResolverPath: MiddlewareFn<Context> = ({ info, context }, next) => {
-  context.sql.notePath(info.path);
+  notePath(context, info);
   return next();
 };
+
+/** What TrackResolverPath does, for resolvers called without type-graphql's middleware chain. */
+export function notePath(context: Context, info: Pick<GraphQLResolveInfo, 'path'>): void {
+  context.sql.notePath(info.path);
+}
 
 /** `users.nodes.*.payments`: list indexes folded, so one path names a whole N+1. */
 export function foldPath(path: ResponsePath | undefined): string | null {

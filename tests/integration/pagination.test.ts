@@ -203,3 +203,51 @@ describe('the executors', () => {
     }
   });
 });
+
+describe('a user\'s page query fetches what the selection needs, and no more', () => {
+  const pageStatement = (queries: string[]) => {
+    const found = queries.filter((q) => q.includes('cross join lateral'));
+    expect(found).toHaveLength(1);
+    return found[0]!;
+  };
+  const firstIds = async (userId: number, n: number) => (await paymentIdsOf(userId)).slice(0, n);
+
+  it('nodes only: no cursor column, no user column, exactly `first` rows per user', async () => {
+    const r = await t.gql('{ users(first: 3) { nodes { payments(first: 2) { nodes { id amount } } } } }', { token: admin });
+    const sql = pageStatement(r.queries);
+    expect(sql).not.toContain('"createdAt"');
+    expect(sql).not.toContain('"userId"');
+    const nodes = r.body.data!.users.nodes.map((u: any) => u.payments.nodes.map((p: any) => p.id));
+    expect(nodes).toEqual([await firstIds(1, 2), await firstIds(2, 2), await firstIds(3, 2)]);
+  });
+
+  it('pageInfo.hasNextPage, also through a fragment, adds the one extra row and answers right', async () => {
+    const r = await t.gql(
+      `{ users(first: 2) { nodes { payments(first: 20) { ...more nodes { id } } } } }
+       fragment more on PaymentConnection { pageInfo { hasNextPage } }`,
+      { token: admin },
+    );
+    expect(r.body.data!.users.nodes.map((u: any) => u.payments.pageInfo.hasNextPage)).toEqual([false, false]);
+    const short = await t.gql('{ user(id: "4") { payments(first: 19) { pageInfo { hasNextPage } } } }', { token: admin });
+    expect(short.body.data!.user.payments.pageInfo.hasNextPage).toBe(true);
+  });
+
+  it('a cursor (endCursor or edges.cursor) adds createdAt, and the cursor continues the walk', async () => {
+    const r = await t.gql('{ user(id: "5") { payments(first: 3) { nodes { id } pageInfo { endCursor } } } }', { token: admin });
+    const sql = pageStatement(r.queries);
+    expect(sql).toContain('"createdAt"');
+    const after = r.body.data!.user.payments.pageInfo.endCursor;
+    const next = await t.gql('query($a: String) { user(id: "5") { payments(first: 3, after: $a) { edges { cursor node { id } } } } }', {
+      token: admin,
+      variables: { a: after },
+    });
+    expect(pageStatement(next.queries)).toContain('"createdAt"');
+    expect(next.body.data!.user.payments.edges.map((e: any) => e.node.id)).toEqual((await paymentIdsOf(5)).slice(3, 6));
+  });
+
+  it('Payment.user, also through an inline fragment, adds the user column', async () => {
+    const r = await t.gql('{ users(first: 2) { nodes { email payments(first: 1) { nodes { ... on Payment { user { email } } } } } } }', { token: admin });
+    expect(pageStatement(r.queries)).toContain('"userId"');
+    for (const u of r.body.data!.users.nodes) expect(u.payments.nodes).toEqual([{ user: { email: u.email } }]);
+  });
+});

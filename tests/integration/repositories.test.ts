@@ -56,6 +56,19 @@ describe('UserRepository', () => {
 });
 
 describe('PaymentRepository', () => {
+  it('findPagesByUser: one statement for every key, `first` rows each, one more when probing, only the asked columns', async () => {
+    const { em, stats } = counted();
+    const pages = await em.getRepository(Payment).findPagesByUser([
+      { userId: 2, first: 3, after: null, status: null, fields: ['amount'], probe: false },
+      { userId: 3, first: 3, after: null, status: null, fields: [], probe: true },
+      { userId: 4, first: 7, after: null, status: null, fields: [], probe: true },
+    ]);
+    expect(stats.statements).toBe(1);
+    expect(pages.map((p) => p.length)).toEqual([3, 4, 7]);
+    const truth = await t.sql<{ id: number; amount: number }>('select id, amount from payments where user_id = 2 order by created_at desc, id desc limit 3');
+    expect(pages[0]).toEqual(truth.map(({ id, amount }) => ({ keyIndex: 1, id, amount })));
+  });
+
   it('getPaymentWithUser: one joined statement', async () => {
     const { em, stats } = counted();
     const payment = await em.getRepository(Payment).getPaymentWithUser(10);

@@ -1,20 +1,28 @@
 import { epochMs } from '../../core/sql.js';
 import { Kind, type FieldNode, type FragmentDefinitionNode, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
 
-/** Payment columns a page query may select, by GraphQL field name (id, userId, createdAt always come). */
+/**
+ * Payment columns a page query may select, by `PaymentRow` key: the GraphQL field of the same name,
+ * except `userId`, which `Payment.user` needs. `id` always comes.
+ */
 const OPTIONAL_COLUMNS: Record<string, string> = {
   amount: 'p.amount as "amount"',
+  createdAt: epochMs('p.created_at', 'createdAt'),
   currency: 'p.currency as "currency"',
   status: 'p.status as "status"',
   stripePaymentId: 'p.stripe_payment_id as "stripePaymentId"',
   description: 'p.description as "description"',
   failureReason: 'p.failure_reason as "failureReason"',
   amountRefunded: 'p.amount_refunded as "amountRefunded"',
+  userId: 'p.user_id as "userId"',
 };
 
-const ALWAYS_COLUMNS = ['p.id as "id"', 'p.user_id as "userId"', epochMs('p.created_at', 'createdAt')];
+/** The row key each GraphQL field of Payment needs, where it is not the field's own name. */
+const FIELD_COLUMN: Record<string, string> = { user: 'userId' };
 
-/** Every optional Payment field: what a full `PaymentRow` carries. */
+const ALWAYS_COLUMNS = ['p.id as "id"'];
+
+/** Every optional column: what a full `PaymentRow` carries. */
 export const ALL_PAYMENT_FIELDS: readonly string[] = Object.keys(OPTIONAL_COLUMNS);
 
 /** The select list of `payments p` for these fields, aliased to `PaymentRow` keys. */
@@ -22,47 +30,58 @@ export function columnsFor(fields: readonly string[]): string[] {
   return [...ALWAYS_COLUMNS, ...fields.map((f) => OPTIONAL_COLUMNS[f]!)];
 }
 
-function collect(selectionSet: SelectionSetNode | undefined, fragments: Record<string, FragmentDefinitionNode>, out: Set<string>, depth: number): void {
-  if (!selectionSet || depth > 10) return;
-  for (const s of selectionSet.selections) {
-    if (s.kind === Kind.FIELD) {
-      if (s.name.value in OPTIONAL_COLUMNS) out.add(s.name.value);
-    } else if (s.kind === Kind.INLINE_FRAGMENT) {
-      collect(s.selectionSet, fragments, out, depth + 1);
-    } else {
-      collect(fragments[s.name.value]?.selectionSet, fragments, out, depth + 1);
-    }
-  }
-}
-
-function nodeSelections(fieldNode: FieldNode, fragments: Record<string, FragmentDefinitionNode>): SelectionSetNode[] {
-  const sets: SelectionSetNode[] = [];
-  const visit = (selectionSet: SelectionSetNode | undefined, depth: number) => {
-    if (!selectionSet || depth > 10) return;
-    for (const s of selectionSet.selections) {
-      if (s.kind === Kind.FIELD && s.name.value === 'nodes' && s.selectionSet) sets.push(s.selectionSet);
-      else if (s.kind === Kind.FIELD && s.name.value === 'edges' && s.selectionSet) {
-        for (const e of s.selectionSet.selections) if (e.kind === Kind.FIELD && e.name.value === 'node' && e.selectionSet) sets.push(e.selectionSet);
-      } else if (s.kind === Kind.INLINE_FRAGMENT) visit(s.selectionSet, depth + 1);
-      else if (s.kind === Kind.FRAGMENT_SPREAD) visit(fragments[s.name.value]?.selectionSet, depth + 1);
+/** The sub-selections of each field name under these selection sets, fragments flattened. */
+function subfields(sets: readonly SelectionSetNode[], fragments: Record<string, FragmentDefinitionNode>): Map<string, SelectionSetNode[]> {
+  const out = new Map<string, SelectionSetNode[]>();
+  const visit = (set: SelectionSetNode | undefined, depth: number) => {
+    if (!set || depth > 10) return;
+    for (const s of set.selections) {
+      if (s.kind === Kind.FIELD) {
+        const list = out.get(s.name.value) ?? [];
+        if (s.selectionSet) list.push(s.selectionSet);
+        out.set(s.name.value, list);
+      } else if (s.kind === Kind.INLINE_FRAGMENT) {
+        visit(s.selectionSet, depth + 1);
+      } else {
+        visit(fragments[s.name.value]?.selectionSet, depth + 1);
+      }
     }
   };
-  visit(fieldNode.selectionSet, 0);
-  return sets;
+  for (const set of sets) visit(set, 0);
+  return out;
 }
 
-const memo = new WeakMap<readonly FieldNode[], string[]>();
+/** What a page query must fetch for one `payments` connection field. */
+export interface PaymentPageShape {
+  /** Optional columns (`PaymentRow` keys), sorted. */
+  fields: string[];
+  /** One row more than `first`: `pageInfo.hasNextPage` is asked for. */
+  probe: boolean;
+}
+
+const memo = new WeakMap<readonly FieldNode[], PaymentPageShape>();
 
 /**
- * The Payment fields a connection field's selection asks for under `nodes` or `edges.node` (with
- * fragments): its page query selects those columns only, which matters when a page is 1,000 rows.
+ * What a connection field's selection needs (with fragments): the Payment columns asked for under
+ * `nodes` or `edges.node`, `createdAt` when a cursor is (`edges.cursor`, `pageInfo.endCursor`), and
+ * the extra row only when `pageInfo.hasNextPage` is. Its page query fetches that and nothing more,
+ * which matters when a page is a thousand rows.
  */
-export function selectedPaymentFields(info: Pick<GraphQLResolveInfo, 'fieldNodes' | 'fragments'>): string[] {
+export function paymentPageShape(info: Pick<GraphQLResolveInfo, 'fieldNodes' | 'fragments'>): PaymentPageShape {
   const known = memo.get(info.fieldNodes);
   if (known) return known;
+  const { fragments } = info;
+  const connection = subfields(info.fieldNodes.flatMap((f) => (f.selectionSet ? [f.selectionSet] : [])), fragments);
+  const edges = subfields(connection.get('edges') ?? [], fragments);
+  const pageInfo = subfields(connection.get('pageInfo') ?? [], fragments);
+  const nodeFields = subfields([...(connection.get('nodes') ?? []), ...(edges.get('node') ?? [])], fragments);
   const fields = new Set<string>();
-  for (const fieldNode of info.fieldNodes) for (const set of nodeSelections(fieldNode, info.fragments)) collect(set, info.fragments, fields, 0);
-  const sorted = [...fields].sort();
-  memo.set(info.fieldNodes, sorted);
-  return sorted;
+  for (const name of nodeFields.keys()) {
+    const column = FIELD_COLUMN[name] ?? name;
+    if (column in OPTIONAL_COLUMNS) fields.add(column);
+  }
+  if (edges.has('cursor') || pageInfo.has('endCursor')) fields.add('createdAt');
+  const shape = { fields: [...fields].sort(), probe: pageInfo.has('hasNextPage') };
+  memo.set(info.fieldNodes, shape);
+  return shape;
 }

@@ -6,7 +6,7 @@ import { cacheTags, type QueryCache } from '../../core/cache/index.js';
 
 function pageKey(k: UserPaymentsKey): string {
   const after = k.after ? `${k.after.createdAtMs}.${k.after.id}` : '';
-  return `${k.userId}|${k.first}|${k.status ?? ''}|${after}|${k.fields.join(',')}`;
+  return `${k.userId}|${k.first}|${k.probe ? '+' : ''}|${k.status ?? ''}|${after}|${k.fields.join(',')}`;
 }
 
 /**
@@ -19,18 +19,19 @@ export function createPaymentLoaders(em: SqlEntityManager, cache: QueryCache) {
   const payments = em.getRepository(Payment);
   const userPaymentsTag = ([userId]: readonly [number, ...unknown[]]) => [cacheTags.paymentsOfUser(userId)];
   return {
-    /** Up to `first + 1` rows per key (the extra row says whether a next page exists). */
+    /** Up to `first` rows per key, or `first + 1` when probing (the extra row says a next page exists). */
     paymentsByUserId: new DataLoader<UserPaymentsKey, PaymentPageRow[], string>(
       (keys) =>
         cache.getOrLoadMany(
           'paymentsByUserId',
-          keys.map((k) => [k.userId, k.first, k.after?.createdAtMs ?? null, k.after?.id ?? null, k.status, k.fields] as const),
+          keys.map((k) => [k.userId, k.first, k.probe, k.after?.createdAtMs ?? null, k.after?.id ?? null, k.status, k.fields] as const),
           { tags: userPaymentsTag },
           (missing) =>
             payments.findPagesByUser(
-              missing.map(([userId, first, afterMs, afterId, status, fields]) => ({
+              missing.map(([userId, first, probe, afterMs, afterId, status, fields]) => ({
                 userId,
                 first,
+                probe,
                 after: afterMs === null ? null : { createdAtMs: afterMs, id: afterId! },
                 status,
                 fields,

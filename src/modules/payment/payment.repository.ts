@@ -30,12 +30,14 @@ export interface UserPaymentsKey {
   first: number;
   after: PaymentCursor | null;
   status: PaymentStatus | null;
-  /** Payment fields the page must carry besides id, userId and createdAt (sorted; see payment.fields.ts). */
+  /** Columns the page must carry besides id (sorted `PaymentRow` keys; see payment.fields.ts). */
   fields: readonly string[];
+  /** Fetch `first + 1` rows, so that the connection can tell whether a next page exists. */
+  probe: boolean;
 }
 
-/** A row of a user's page: id, userId and createdAt, plus the fields its key asked for. */
-export type PaymentPageRow = Pick<PaymentRow, 'id' | 'userId' | 'createdAt'> & Partial<PaymentRow>;
+/** A row of a user's page: id, plus the columns its key asked for. */
+export type PaymentPageRow = Pick<PaymentRow, 'id'> & Partial<PaymentRow>;
 
 export interface PaymentCountKey {
   userId: number;
@@ -176,7 +178,7 @@ export class PaymentRepository extends EntityRepository<Payment> {
     const status = keys[0]!.status;
     const sameStatus = keys.every((k) => k.status === status);
     const noCursor = keys.every((k) => k.after === null);
-    const params: unknown[] = [pgArray(keys.map((k) => k.userId)), pgArray(keys.map((k) => k.first + 1))];
+    const params: unknown[] = [pgArray(keys.map((k) => k.userId)), pgArray(keys.map((k) => k.first + (k.probe ? 1 : 0)))];
     const where = ['p.user_id = k.user_id'];
     if (sameStatus) {
       if (status) {

@@ -7,7 +7,7 @@ import { userService } from './user.service.js';
 import { PaymentStatus } from '../payment/payment.entity.js';
 import { PaymentConnection, PaymentStatsType } from '../payment/payment.types.js';
 import type { PaymentPageRow, PaymentStatsRow } from '../payment/payment.repository.js';
-import { selectedPaymentFields } from '../payment/payment.fields.js';
+import { paymentPageShape } from '../payment/payment.fields.js';
 import type { GraphQLResolveInfo } from 'graphql';
 import { canSeeUser, requireAdmin, requireViewer } from '../auth/auth.js';
 import type { Context } from '../../context.js';
@@ -24,6 +24,12 @@ import {
   encodeUserCursor,
   parseId,
 } from '../../core/pagination.js';
+
+/** A page row carries createdAt whenever its selection has a cursor (see paymentPageShape). */
+function pageRowCursor(row: PaymentPageRow): string {
+  if (row.createdAt === undefined) throw new Error(`payment ${row.id} was fetched without the createdAt its cursor needs`);
+  return encodePaymentCursor({ id: row.id, createdAt: row.createdAt });
+}
 
 @Resolver(() => UserType)
 @UseMiddleware(TrackResolverPath)
@@ -85,14 +91,16 @@ export class UserResolver {
     if (!canSeeUser(requireViewer(ctx.viewer), user.id)) throw new NotFoundError('User');
     const size = assertPageSize(first);
     const cursor = after ? decodePaymentCursor(after) : null;
+    const shape = paymentPageShape(info);
     const rows = await ctx.loaders.paymentsByUserId.load({
       userId: user.id,
       first: size,
       after: cursor,
       status: status ?? null,
-      fields: selectedPaymentFields(info),
+      fields: shape.fields,
+      probe: shape.probe,
     });
-    return new Connection(rows, size, encodePaymentCursor, () =>
+    return new Connection(rows, size, pageRowCursor, () =>
       ctx.loaders.countPaymentsByUserId.load({ userId: user.id, status: status ?? null }),
     );
   }
