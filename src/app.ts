@@ -23,7 +23,7 @@ import { cachePolicyPlugin, debugStatsPlugin, errorResponsePlugin, nPlusOnePlugi
 import { CacheService } from './core/cache/index.js';
 import { createStripeClient } from './modules/payment/stripe.client.js';
 import { registerStripeWebhook } from './modules/payment/webhook.route.js';
-import { secretKey } from './modules/auth/auth.js';
+import { secretKey, TokenVerifier } from './modules/auth/auth.js';
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
@@ -89,7 +89,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     statementTimeoutMs: config.db.statementTimeoutMs,
     connectTimeoutMs: config.db.connectTimeoutMs,
   });
-  const jwtKey = secretKey(config.jwtSecret);
+  const tokens = new TokenVerifier(secretKey(config.jwtSecret));
   const schema = await buildAppSchema(options.extraResolvers);
 
   const fastify = Fastify({
@@ -170,7 +170,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
 
   const contextDeps = {
     orm,
-    jwtKey,
+    tokens,
     keepSqlTexts: config.debugSql,
     nPlusOneThreshold: config.nPlusOne.mode === 'off' ? 0 : config.nPlusOne.threshold,
     cache,

@@ -1,7 +1,7 @@
 import type { MikroORM, SqlEntityManager } from '@mikro-orm/postgresql';
 import { createLoaders, type Loaders } from './loaders.js';
 import { SQL_STATS_KEY, SqlStats } from './core/sql-stats.js';
-import { viewerFromAuthorization, type Viewer } from './modules/auth/auth.js';
+import type { TokenVerifier, Viewer } from './modules/auth/auth.js';
 import { bindQueryCache, QueryCache, type CacheService } from './core/cache/index.js';
 import type { StripeClient } from './modules/payment/stripe.client.js';
 
@@ -25,7 +25,7 @@ export interface Context {
 
 export interface ContextDeps {
   orm: MikroORM;
-  jwtKey: Uint8Array;
+  tokens: TokenVerifier;
   /** Keep statement texts (debug responses, tests). */
   keepSqlTexts: boolean;
   /** Count statement shapes and note those repeated more often than this; 0 is off. */
@@ -48,7 +48,7 @@ export async function buildContext(
   headers: Record<string, string | string[] | undefined>,
 ): Promise<Context> {
   const authorization = headers.authorization;
-  const viewer = await viewerFromAuthorization(Array.isArray(authorization) ? authorization[0] : authorization, deps.jwtKey);
+  const viewer = await deps.tokens.viewerFromAuthorization(Array.isArray(authorization) ? authorization[0] : authorization);
   const sql = new SqlStats({ keepTexts: deps.keepSqlTexts, nPlusOneThreshold: deps.nPlusOneThreshold });
   const em = deps.orm.em.fork({ loggerContext: { [SQL_STATS_KEY]: sql, requestId } });
   const cache = new QueryCache(deps.cache, { enabled: !wantsFreshData(headers['cache-control']) });
