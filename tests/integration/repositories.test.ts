@@ -4,6 +4,8 @@ import { createTestApp, type TestApp } from '../helpers/test-app.js';
 import { SQL_STATS_KEY, SqlStats } from '../../src/core/sql-stats.js';
 import { User } from '../../src/modules/user/user.entity.js';
 import { Payment, PaymentStatus } from '../../src/modules/payment/payment.entity.js';
+import { paymentEntityToRow } from '../../src/modules/payment/payment.repository.js';
+import { userEntityToRow } from '../../src/modules/user/user.repository.js';
 import { userHelper } from '../../src/modules/user/user.service.js';
 import { QueryHelper } from '../../src/core/query-helpers.js';
 
@@ -75,6 +77,17 @@ describe('PaymentRepository', () => {
     expect(payment!.user.isInitialized()).toBe(true);
     expect(payment!.user.getEntity().email).toBe('user2@paygraph.dev');
     expect(stats.statements).toBe(1);
+  });
+
+  it('findRowWithUser: the payment and user rows an entity read would give, by id or Stripe id, one statement each', async () => {
+    const { em, stats } = counted();
+    const repo = em.getRepository(Payment);
+    const entity = await t.app.orm.em.fork().getRepository(Payment).getPaymentWithUser(10);
+    const expected = { payment: paymentEntityToRow(entity!), user: userEntityToRow(entity!.user.getEntity()) };
+    expect(await repo.findRowWithUser({ id: 10 })).toEqual(expected);
+    expect(await repo.findRowWithUser({ stripePaymentId: entity!.stripePaymentId! })).toEqual(expected);
+    expect(await repo.findRowWithUser({ id: 999_999 })).toBeNull();
+    expect(stats.statements).toBe(3);
   });
 
   it('getUserPaymentsWithUser: a page of one user\'s payments with the user, one statement', async () => {

@@ -77,6 +77,22 @@ export function paymentEntityToRow(payment: Payment): PaymentRow {
   };
 }
 
+/** The payment half of a joined row (the user's columns stay behind). */
+function toPaymentRow(r: RawRow): PaymentRow {
+  return {
+    id: r.id as number,
+    userId: r.userId as number,
+    amount: r.amount as number,
+    currency: r.currency as string,
+    status: r.status as PaymentStatus,
+    stripePaymentId: r.stripePaymentId as string | null,
+    description: r.description as string | null,
+    failureReason: r.failureReason as string | null,
+    amountRefunded: r.amountRefunded as number,
+    createdAt: r.createdAt as number,
+  };
+}
+
 function filterSql(filter: PaymentListFilter): { where: string[]; params: unknown[] } {
   const where: string[] = [];
   const params: unknown[] = [];
@@ -135,6 +151,16 @@ export class PaymentRepository extends EntityRepository<Payment> {
   // --- Plain-row reads for GraphQL lists and loaders ---
 
   /**
+   * One payment with its user, as rows in one joined statement (what `payment(id)` and
+   * `paymentByStripeId` serve; the entity reads above hydrate, which costs more than the SQL here).
+   */
+  async findRowWithUser(where: { id: number } | { stripePaymentId: string }): Promise<{ payment: PaymentRow; user: UserRow } | null> {
+    const [condition, param] = 'id' in where ? ['p.id = ?', where.id] : ['p.stripe_payment_id = ?', where.stripePaymentId];
+    const { payments, users } = await this.selectWithUsers(`where ${condition}`, [param], '');
+    return payments[0] ? { payment: payments[0], user: users[0]! } : null;
+  }
+
+  /**
    * One keyset page of payments (newest first) with each payment's user, in one statement. Asks for
    * `first + 1` rows so the caller knows whether another page exists.
    */
@@ -149,19 +175,23 @@ export class PaymentRepository extends EntityRepository<Payment> {
       params.push(new Date(args.after.createdAtMs).toISOString(), args.after.id);
     }
     params.push(args.first + 1);
+    return this.selectWithUsers(where.length ? `where ${where.join(' and ')}` : '', params, 'order by p.created_at desc, p.id desc limit ?');
+  }
+
+  /** Payment rows joined to their users' rows; each user once, in order of first appearance. */
+  private async selectWithUsers(whereSql: string, params: unknown[], tailSql: string): Promise<{ payments: PaymentRow[]; users: UserRow[] }> {
     const raw = await queryRows<RawRow>(
       this.getEntityManager(),
       `select ${PAYMENT_COLUMNS}, ${userColumns('u', 'u_')}
        from payments p join users u on u.id = p.user_id
-       ${where.length ? `where ${where.join(' and ')}` : ''}
-       order by p.created_at desc, p.id desc
-       limit ?`,
+       ${whereSql}
+       ${tailSql}`,
       params,
     );
     const users = new Map<number, UserRow>();
     const payments = raw.map((r) => {
       if (!users.has(r.u_id as number)) users.set(r.u_id as number, toUserRow(r, 'u_'));
-      return r as unknown as PaymentRow;
+      return toPaymentRow(r);
     });
     return { payments, users: [...users.values()] };
   }

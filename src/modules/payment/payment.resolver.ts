@@ -1,9 +1,9 @@
 import { Arg, Ctx, FieldResolver, UseMiddleware, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { Payment, PaymentStatus } from './payment.entity.js';
-import { paymentEntityToRow, type PaymentRow } from './payment.repository.js';
+import type { PaymentRow } from './payment.repository.js';
 import { PaymentConnection, PaymentType } from './payment.types.js';
 import { Role } from '../user/user.entity.js';
-import { userEntityToRow, type UserRow } from '../user/user.repository.js';
+import type { UserRow } from '../user/user.repository.js';
 import { UserType } from '../user/user.types.js';
 import { canSeeUser, requireAdmin, requireViewer, type Viewer } from '../auth/auth.js';
 import type { Context } from '../../context.js';
@@ -35,13 +35,13 @@ async function cachedPayment(
   name: string,
   arg: number | string,
   tags: string[],
-  load: () => Promise<Payment | null>,
+  load: () => Promise<{ payment: PaymentRow; user: UserRow } | null>,
 ): Promise<PaymentRow | null> {
   return ctx.cache.getOrLoad(name, [arg], { tags: () => tags }, async () => {
-    const payment = await load();
-    if (!payment) return null;
-    ctx.loaders.primeUsers([userEntityToRow(payment.user.getEntity())]);
-    return paymentEntityToRow(payment);
+    const found = await load();
+    if (!found) return null;
+    ctx.loaders.primeUsers([found.user]);
+    return found.payment;
   });
 }
 
@@ -57,7 +57,7 @@ export class PaymentResolver {
     const viewer = requireViewer(ctx.viewer);
     const paymentId = parseId(id);
     const repo = ctx.em.getRepository(Payment);
-    const row = await cachedPayment(ctx, 'payment', paymentId, [cacheTags.payment(paymentId)], () => repo.getPaymentWithUser(paymentId));
+    const row = await cachedPayment(ctx, 'payment', paymentId, [cacheTags.payment(paymentId)], () => repo.findRowWithUser({ id: paymentId }));
     return visiblePayment(viewer, row);
   }
 
@@ -69,7 +69,7 @@ export class PaymentResolver {
     const viewer = requireViewer(ctx.viewer);
     const repo = ctx.em.getRepository(Payment);
     const row = await cachedPayment(ctx, 'paymentByStripeId', stripePaymentId, [cacheTags.paymentByStripeId(stripePaymentId)], () =>
-      repo.getPaymentByStripeId(stripePaymentId),
+      repo.findRowWithUser({ stripePaymentId }),
     );
     return visiblePayment(viewer, row);
   }
