@@ -3,8 +3,9 @@
  *
  * Creates its own database (on DATABASE_URL's server, else an embedded PostgreSQL), seeds 1,000 users
  * x 20 payments, then for each scenario drives the baseline and the real server (a child process,
- * production mode, logs at warn) with autocannon: 16 connections, BENCH_DURATION seconds (10) after a
- * warm-up. Reports requests/s, p50, p99, errors, SQL statements per request (from the server's own
+ * production mode, logs at warn; for Q2 and Q4 also a second one with the cache on) with autocannon:
+ * 16 connections, BENCH_DURATION seconds (10) each after a warm-up, in BENCH_SLICES (2) interleaved
+ * slices. Reports requests/s, p50, p99, errors, SQL statements per request (from the server's own
  * /metrics), peak RSS of the server, and the ratio to the baseline; writes bench/results/latest.json.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -27,6 +28,9 @@ const root = path.resolve(import.meta.dirname, '..');
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
+/** Each target's DURATION is split into this many slices, interleaved with the other targets'. */
+const SLICES = Math.max(1, Number(process.env.BENCH_SLICES ?? 2));
+const WARM_SCENARIOS: readonly string[] = ['Q2', 'Q4'];
 const JWT_SECRET = randomBytes(32).toString('base64url');
 const METRICS_TOKEN = randomBytes(16).toString('hex');
 const log = (line: string) => process.stdout.write(`[bench] ${line}\n`);
@@ -228,28 +232,57 @@ function drive(url: string, scenario: Scenario, tokens: Tokens, options: { durat
   });
 }
 
-async function measure(target: Result['target'], server: Running, scenario: Scenario, tokens: Tokens): Promise<Result> {
-  // Warm-up: JIT, pools, and for a cached run every distinct key once.
-  await drive(server.url, scenario, tokens, target === 'app (cache warm)' ? { amount: Math.max(scenario.distinct, CONNECTIONS * 50) } : { duration: WARMUP });
-  const before = target === 'baseline' ? null : await statementStats(server.url, scenario.name);
-  log(`${target} ${scenario.name}: ${DURATION}s at ${CONNECTIONS} connections`);
-  const { result, peakRssMb } = await withPeakRss(server.child.pid!, () => drive(server.url, scenario, tokens, { duration: DURATION }));
-  let statementsPerRequest: number | null = null;
-  if (before) {
-    const after = await statementStats(server.url, scenario.name);
-    statementsPerRequest = after.count > before.count ? Math.round(((after.sum - before.sum) / (after.count - before.count)) * 100) / 100 : null;
+interface Target {
+  name: Result['target'];
+  server: Running;
+}
+
+/**
+ * One scenario on every target, interleaved: after each target's warm-up, SLICES rounds in which each
+ * target gets DURATION / SLICES seconds in turn. A shared machine's speed drifts over tens of seconds;
+ * interleaving makes every target see the same drift, so the ratios stay comparable. Requests/s is
+ * over all slices; p50 and p99 are the slices' percentiles weighted by their requests.
+ */
+async function measureInterleaved(targets: Target[], scenario: Scenario, tokens: Tokens): Promise<Result[]> {
+  for (const { name, server } of targets) {
+    // Warm-up: JIT, pools, and for a cached run every distinct key once.
+    await drive(server.url, scenario, tokens, name === 'app (cache warm)' ? { amount: Math.max(scenario.distinct, CONNECTIONS * 50) } : { duration: WARMUP });
   }
-  return {
-    target,
-    scenario: scenario.name,
-    requestsPerSec: Math.round(result.requests.average),
-    p50Ms: result.latency.p50,
-    p99Ms: result.latency.p99,
-    errors: result.errors + result.timeouts,
-    non2xx: result.non2xx,
-    statementsPerRequest,
-    peakRssMb,
-  };
+  const before = await Promise.all(targets.map(({ name, server }) => (name === 'baseline' ? null : statementStats(server.url, scenario.name))));
+  const slices: { result: autocannon.Result; peakRssMb: number }[][] = targets.map(() => []);
+  const slice = DURATION / SLICES;
+  log(`${scenario.name}: ${targets.map((t) => t.name).join(', ')}; ${SLICES} x ${slice}s each, interleaved, at ${CONNECTIONS} connections`);
+  for (let round = 0; round < SLICES; round++) {
+    for (const [i, { server }] of targets.entries()) {
+      slices[i]!.push(await withPeakRss(server.child.pid!, () => drive(server.url, scenario, tokens, { duration: slice })));
+    }
+  }
+  return Promise.all(
+    targets.map(async ({ name, server }, i) => {
+      const runs = slices[i]!;
+      const requests = runs.reduce((n, r) => n + r.result.requests.total, 0);
+      const seconds = runs.reduce((n, r) => n + r.result.duration, 0);
+      const weighted = (pick: (r: autocannon.Result) => number) =>
+        Math.round(runs.reduce((sum, r) => sum + pick(r.result) * r.result.requests.total, 0) / Math.max(requests, 1));
+      let statementsPerRequest: number | null = null;
+      if (before[i]) {
+        const after = await statementStats(server.url, scenario.name);
+        const count = after.count - before[i]!.count;
+        statementsPerRequest = count > 0 ? Math.round(((after.sum - before[i]!.sum) / count) * 100) / 100 : null;
+      }
+      return {
+        target: name,
+        scenario: scenario.name,
+        requestsPerSec: Math.round(requests / seconds),
+        p50Ms: weighted((r) => r.latency.p50),
+        p99Ms: weighted((r) => r.latency.p99),
+        errors: runs.reduce((n, r) => n + r.result.errors + r.result.timeouts, 0),
+        non2xx: runs.reduce((n, r) => n + r.result.non2xx, 0),
+        statementsPerRequest,
+        peakRssMb: Math.max(...runs.map((r) => r.peakRssMb)),
+      };
+    }),
+  );
 }
 
 /** The app must answer exactly what the baseline answers, or the comparison means nothing. */
@@ -301,20 +334,20 @@ async function main(): Promise<void> {
     servers.push(app);
     for (const scenario of scenarios) await checkSameAnswers(app, baseline, scenario, tokens);
     log('the app and the baseline give the same answers for every scenario');
+    // The cache-on server runs beside the others (idle but for its own slices), so that its figures
+    // are interleaved with the cache-off ones they are compared with.
+    const cached = scenarios.some((s) => WARM_SCENARIOS.includes(s.name)) ? await startApp(db.url, true) : null;
+    if (cached) servers.push(cached);
     for (const scenario of scenarios) {
-      results.push(await measure('baseline', baseline, scenario, tokens));
-      results.push(await measure('app', app, scenario, tokens));
+      const targets: Target[] = [
+        { name: 'baseline', server: baseline },
+        { name: 'app', server: app },
+      ];
+      if (cached && WARM_SCENARIOS.includes(scenario.name)) targets.push({ name: 'app (cache warm)', server: cached });
+      results.push(...(await measureInterleaved(targets, scenario, tokens)));
     }
-    await app.stop();
-    await baseline.stop();
-
-    const warmScenarios = scenarios.filter((s) => s.name === 'Q2' || s.name === 'Q4');
-    if (warmScenarios.length) {
-      const cached = await startApp(db.url, true);
-      servers.push(cached);
-      for (const scenario of warmScenarios) results.push(await measure('app (cache warm)', cached, scenario, tokens));
-      await cached.stop();
-    }
+    // Cache-warm rows last, as a group (the sort is stable).
+    results.sort((a, b) => Number(a.target === 'app (cache warm)') - Number(b.target === 'app (cache warm)'));
 
     const report = table(results);
     process.stdout.write(`\n${report}\n\n`);
