@@ -36,11 +36,9 @@ export interface LeanResolverOptions {
  * roles, this puts a plain graphql-js resolver in the schema that does the same: notes the path,
  * checks the scalar arguments, and calls the same method with the same parameters in declared
  * order. Any other field resolver (input-object arguments, other middlewares) keeps type-graphql's.
- * Returns the `Type.field` names made lean.
  */
-export function useLeanFieldResolvers(schema: GraphQLSchema, options: LeanResolverOptions): string[] {
+export function useLeanFieldResolvers(schema: GraphQLSchema, options: LeanResolverOptions): void {
   const storage = getMetadataStorage();
-  const lean: string[] = [];
   const instances = new Map<Function, Record<string, (...params: unknown[]) => unknown>>();
   for (const meta of storage.fieldResolvers) {
     if (meta.kind !== 'external' || !options.resolvers.includes(meta.target) || !meta.getObjectType) continue;
@@ -72,9 +70,7 @@ export function useLeanFieldResolvers(schema: GraphQLSchema, options: LeanResolv
     };
     resolve[LEAN_RESOLVER] = true;
     field.resolve = resolve;
-    lean.push(`${type.name}.${field.name}`);
   }
-  return lean;
 }
 
 /** One getter per method parameter, in parameter order; null when a parameter needs type-graphql. */
