@@ -3,11 +3,16 @@ import { freePort } from '../../src/db/embedded.js';
 
 /**
  * A loopback TCP proxy a test can cut and restore: cut drops every connection and refuses new ones,
- * as a network partition would, while the server behind it keeps its data.
+ * as a network partition would, while the server behind it keeps its data. It can also hold one
+ * command back (`holdNext`): what a client sends from the first chunk that matches is kept until
+ * `release()`, so a test can make another client's command land first, deterministically.
  */
 export class TcpProxy {
   private server: Server | null = null;
   private readonly sockets = new Set<Socket>();
+  private hold: { pattern: RegExp; held: () => void } | null = null;
+  private readonly heldChunks: { upstream: Socket; chunk: Buffer }[] = [];
+  private holding = false;
 
   private constructor(
     readonly port: number,
@@ -29,11 +34,31 @@ export class TcpProxy {
         s.on('close', () => this.sockets.delete(s));
         s.on('error', () => s.destroy());
       }
-      client.pipe(upstream).pipe(client);
+      upstream.pipe(client);
+      client.on('data', (chunk: Buffer) => {
+        if (!this.holding && this.hold?.pattern.test(chunk.toString('latin1'))) {
+          this.holding = true;
+          this.hold.held();
+          this.hold = null;
+        }
+        if (this.holding) this.heldChunks.push({ upstream, chunk });
+        else upstream.write(chunk);
+      });
       client.on('close', () => upstream.destroy());
       upstream.on('close', () => client.destroy());
     });
     await new Promise<void>((resolve) => this.server!.listen(this.port, '127.0.0.1', resolve));
+  }
+
+  /** Resolves once a chunk a client sends matches `pattern`; it and all that follows wait for `release`. */
+  holdNext(pattern: RegExp): Promise<void> {
+    return new Promise((held) => (this.hold = { pattern, held }));
+  }
+
+  /** Sends everything held, in order, and forwards as usual again. */
+  release(): void {
+    this.holding = false;
+    for (const { upstream, chunk } of this.heldChunks.splice(0)) upstream.write(chunk);
   }
 
   async cut(): Promise<void> {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { CacheService, QueryCache } from '../../src/core/cache/index.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
 
 const redisUrl = inject('redisUrl');
 const STORES = [
@@ -92,13 +93,24 @@ describe.each(STORES)('the cache on $name', ({ name, redisUrl: url }) => {
     expect(loads).toBe(1);
   });
 
-  it.skipIf(skip)('keeps Dates as Dates through the store', async () => {
+  it.skipIf(skip)('never lets a mutation of a value change what later reads get', async () => {
     const shared = await ready(service(url));
-    const at = new Date('2026-05-06T07:08:09.123Z');
-    await new QueryCache(shared, { enabled: true }).getOrLoad('d', [1], {}, async () => ({ at }));
-    const back = await new QueryCache(shared, { enabled: true }).getOrLoad('d', [1], {}, async () => ({ at: new Date(0) }));
-    expect(back.at).toBeInstanceOf(Date);
-    expect(back.at.getTime()).toBe(at.getTime());
+    const loaded = { rows: [{ id: 1, email: 'a@x' }] };
+    const first = await new QueryCache(shared, { enabled: true }).getOrLoad('m', [1], {}, async () => loaded);
+    // Redis hands each read a copy; the memory store freezes what it keeps, so a mutation throws.
+    const tryMutate = (v: typeof loaded) => {
+      try {
+        v.rows[0]!.email = 'changed';
+        v.rows.push({ id: 2, email: 'b@x' });
+      } catch (err) {
+        expect(err).toBeInstanceOf(TypeError);
+      }
+    };
+    tryMutate(first);
+    const second = await new QueryCache(shared, { enabled: true }).getOrLoad('m', [1], {}, async () => ({ rows: [] }));
+    tryMutate(second);
+    const third = await new QueryCache(shared, { enabled: true }).getOrLoad('m', [1], {}, async () => ({ rows: [] }));
+    expect(third).toEqual({ rows: [{ id: 1, email: 'a@x' }] });
   });
 
   it.skipIf(skip)('does nothing but load when disabled', async () => {
@@ -109,6 +121,83 @@ describe.each(STORES)('the cache on $name', ({ name, redisUrl: url }) => {
     await scope.getOrLoad('off', [1], {}, async () => ++loads);
     expect(loads).toBe(2);
     expect(scope.getStats().shared).toEqual({ hits: 0, misses: 0, sets: 0, errors: 0 });
+  });
+});
+
+// Values cross Redis as text: a Date must come back a Date (in memory a value is never serialised).
+describe.skipIf(!redisUrl)('values through Redis', () => {
+  it('keeps Dates as Dates', async () => {
+    const shared = await ready(service(redisUrl));
+    const at = new Date('2026-05-06T07:08:09.123Z');
+    await new QueryCache(shared, { enabled: true }).getOrLoad('d', [1], {}, async () => ({ at }));
+    const back = await new QueryCache(shared, { enabled: true }).getOrLoad('d', [1], {}, async () => ({ at: new Date(0) }));
+    expect(shared.totals.hits).toBe(1);
+    expect(back.at).toBeInstanceOf(Date);
+    expect(back.at.getTime()).toBe(at.getTime());
+  });
+});
+
+const redisPort = redisUrl ? Number(new URL(redisUrl).port || 6379) : 0;
+
+describe.skipIf(!redisUrl)('tag versions under concurrent writes, on Redis', () => {
+  const proxies: TcpProxy[] = [];
+  afterEach(async () => {
+    for (const p of proxies.splice(0)) {
+      p.release();
+      await p.cut();
+    }
+  });
+
+  it('a write that bumps a cold tag between a reader\'s read and its create of the version always wins', async () => {
+    const namespace = `race${randomBytes(4).toString('hex')}`;
+    const proxy = await TcpProxy.start(redisPort);
+    proxies.push(proxy);
+    const reader = await ready(service(`redis://127.0.0.1:${proxy.port}`, namespace));
+    const writer = await ready(service(redisUrl, namespace));
+    let database = 'before the write';
+    const spec = { tags: () => ['user:7'] };
+    const read = (cache: CacheService) => new QueryCache(cache, { enabled: true }).getOrLoad('user', [7], spec, async () => database);
+
+    // The reader finds the tag missing and writes a version for it: hold that write back...
+    const held = proxy.holdNext(/\$3\r\nSET\r\n\$\d+\r\n[^\r]*tag:user:7/);
+    const first = read(reader);
+    await held;
+    // ...while the write commits and bumps the tag, then let the reader's write through.
+    database = 'after the write';
+    await writer.invalidate(['user:7']);
+    proxy.release();
+    await first;
+
+    expect(await read(writer)).toBe('after the write');
+    expect(await read(reader)).toBe('after the write');
+  });
+
+  it('an invalidation that could not be written is not served by its instance and lands by itself once Redis is back', async () => {
+    const namespace = `replay${randomBytes(4).toString('hex')}`;
+    const proxy = await TcpProxy.start(redisPort);
+    proxies.push(proxy);
+    const writer = await ready(service(`redis://127.0.0.1:${proxy.port}`, namespace));
+    const other = await ready(service(redisUrl, namespace));
+    let database = 'v1';
+    const spec = { tags: () => ['payment:3'] };
+    const read = (cache: CacheService) => new QueryCache(cache, { enabled: true }).getOrLoad('payment', [3], spec, async () => database);
+    expect(await read(writer)).toBe('v1');
+
+    await proxy.cut();
+    database = 'v2';
+    await writer.invalidate(['payment:3']);
+    expect(writer.pendingInvalidationCount).toBe(1);
+    expect(writer.totals.errors).toBeGreaterThan(0);
+    // The writing instance never serves the entry from before its own write...
+    expect(await read(writer)).toBe('v2');
+    // ...another instance may, until the bump lands (the stated guarantee: at most until the TTL).
+    expect(await read(other)).toBe('v1');
+
+    await proxy.restore();
+    // No further call on the writer: its replay (reconnect, then a timer) writes the bump.
+    for (let i = 0; i < 100 && writer.pendingInvalidationCount > 0; i++) await sleep(50);
+    expect(writer.pendingInvalidationCount).toBe(0);
+    expect(await read(other)).toBe('v2');
   });
 });
 

@@ -45,24 +45,52 @@ const ENTRY_PREFIX = 'q:';
 /** Tag versions outlive entries; an expired or evicted tag only causes misses (see `currentTagVersions`). */
 const TAG_TTL_MS = 24 * 60 * 60 * 1000;
 const ERROR_LOG_INTERVAL_MS = 10_000;
+/** Retry delays of invalidations that could not be written: from the first to the longest. */
+const REPLAY_FIRST_MS = 100;
+const REPLAY_MAX_MS = 2000;
 
 class CacheTimeoutError extends Error {
   override name = 'CacheTimeoutError';
 }
 
-/** A Map that drops its oldest entries past a size: the in-memory store must not grow without end. */
-class BoundedMap<K, V> extends Map<K, V> {
+/** What Keyv keeps in a store for one key (serialised to text for Redis, as it is in memory). */
+interface StoredData {
+  value: unknown;
+  expires?: number;
+}
+
+/**
+ * A Map that drops its oldest entries past a size (the in-memory store must not grow without end),
+ * and freezes what it keeps: values are shared by every later read, so a reader that mutated one would
+ * change what everyone else reads. Redis hands each read its own copy; here a mutation throws instead.
+ */
+class BoundedMap<K> extends Map<K, StoredData> {
   constructor(private readonly max: number) {
     super();
   }
 
-  override set(key: K, value: V): this {
+  override set(key: K, data: StoredData): this {
     if (this.has(key)) this.delete(key);
-    super.set(key, value);
+    deepFreeze(data.value);
+    super.set(key, data);
     if (this.size > this.max) this.delete(this.keys().next().value as K);
     return this;
   }
 }
+
+function deepFreeze(value: unknown, depth = 0): void {
+  if (value === null || typeof value !== 'object' || Object.isFrozen(value) || depth > 32) return;
+  Object.freeze(value);
+  for (const v of Object.values(value)) deepFreeze(v, depth + 1);
+}
+
+/**
+ * Creates missing tag versions atomically: for each key, stores `fresh` only if the key is absent, and
+ * answers the version stored afterwards (ours, or the one another instance wrote first). A plain SET
+ * here could overwrite a concurrent invalidation's new version with one that an entry loaded before
+ * that write then carries, and that entry would count as current until its TTL.
+ */
+type CreateTagVersions = (entries: readonly { key: string; fresh: string }[], ttlMs: number) => Promise<string[]>;
 
 const newVersion = (): string => randomBytes(6).toString('base64url');
 
@@ -84,9 +112,11 @@ export class CacheService {
   /** Counters since start, over every request (for metrics). */
   readonly totals: LayerStats = emptyStats();
   private readonly flights = new Map<string, Promise<unknown>>();
-  /** Versions this process just created for missing tags, so concurrent misses agree on one. */
-  private readonly freshVersions = new Map<string, string>();
+  /** Tag versions this process is creating, so concurrent misses of one cold tag ask the store once. */
+  private readonly creatingVersions = new Map<string, Promise<string>>();
   private readonly pendingInvalidations = new Set<string>();
+  private replayTimer: NodeJS.Timeout | null = null;
+  private replayDelayMs = REPLAY_FIRST_MS;
   private lastErrorLog = 0;
   private suppressedErrors = 0;
 
@@ -99,6 +129,7 @@ export class CacheService {
   private constructor(
     readonly keyv: Keyv,
     private readonly options: CacheServiceOptions,
+    private readonly createTagVersions: CreateTagVersions,
     private readonly closeStore: () => Promise<void>,
   ) {
     keyv.on('error', () => {
@@ -109,10 +140,20 @@ export class CacheService {
   static create(options: CacheServiceOptions): CacheService {
     const keyvOptions = { namespace: options.namespace, serialize, deserialize, throwOnErrors: true };
     if (!options.redisUrl) {
-      // In process memory the values are kept as they are (no JSON round trip per hit): cached rows
-      // are plain data that nothing mutates, and Dates stay Dates.
-      const keyv = new Keyv({ namespace: options.namespace, throwOnErrors: true, serialize: undefined, deserialize: undefined, store: new BoundedMap(options.maxMemoryEntries ?? 50_000) });
-      return new CacheService(keyv, options, async () => {});
+      // In process memory the values are kept as they are, frozen (no JSON round trip per hit), and
+      // Dates stay Dates. The map is this service's alone, so keys need no namespace prefix.
+      const map = new BoundedMap<string>(options.maxMemoryEntries ?? 50_000);
+      const keyv = new Keyv({ namespace: options.namespace, throwOnErrors: true, serialize: undefined, deserialize: undefined, store: map, useKeyPrefix: false });
+      // One synchronous check-and-set per tag: nothing can run between the check and the set.
+      const createTagVersions: CreateTagVersions = async (entries, ttlMs) =>
+        entries.map(({ key, fresh }) => {
+          const now = Date.now();
+          const current = map.get(key);
+          if (current && typeof current.value === 'string' && !(typeof current.expires === 'number' && now > current.expires)) return current.value;
+          map.set(key, { value: fresh, expires: now + ttlMs });
+          return fresh;
+        });
+      return new CacheService(keyv, options, createTagVersions, async () => {});
     }
     const client = createClient({
       url: options.redisUrl,
@@ -126,7 +167,19 @@ export class CacheService {
     // The adapter's own namespace prefixes keys once; Keyv must not add a second prefix.
     const store = new KeyvRedis(client as never, { namespace: options.namespace, throwOnConnectError: false, throwOnErrors: true });
     const keyv = new Keyv({ ...keyvOptions, store, useKeyPrefix: false });
-    const service = new CacheService(keyv, options, async () => {
+    // SET NX GET (Redis 7): sets only an absent key, and answers the value that was there if any.
+    const createTagVersions: CreateTagVersions = (entries, ttlMs) =>
+      Promise.all(
+        entries.map(async ({ key, fresh }) => {
+          const text = (await keyv.serializeData({ value: fresh, expires: Date.now() + ttlMs })) as string;
+          const previous = await client.set(store.createKeyPrefix(key, options.namespace), text, { PX: ttlMs, NX: true, GET: true });
+          if (previous === null) return fresh;
+          const data = (await keyv.deserializeData(previous)) as StoredData | undefined;
+          if (typeof data?.value !== 'string') throw new Error(`tag version ${key} holds no version`);
+          return data.value;
+        }),
+      );
+    const service = new CacheService(keyv, options, createTagVersions, async () => {
       try {
         if (client.isOpen) await client.close();
       } catch {
@@ -195,7 +248,15 @@ export class CacheService {
 
     const results: T[] = new Array(requests.length);
     const missing: number[] = [];
-    const versions = raw ? this.currentTagVersions(tags, raw.slice(requests.length)) : null;
+    let versions: Record<string, string> | null = null;
+    if (raw) {
+      try {
+        versions = await this.currentTagVersions(tags, raw.slice(requests.length));
+      } catch (err) {
+        // Without a version known to be the store's, nothing may be stored: the load goes to SQL only.
+        this.countError(stats, err);
+      }
+    }
     requests.forEach((request, i) => {
       const entry = raw?.[i] as Entry | undefined;
       if (entry && versions && this.isCurrent(entry, request.tags, versions)) {
@@ -241,11 +302,24 @@ export class CacheService {
     return results;
   }
 
-  /** Gives each tag a new version: every entry carrying one of them is a miss from now on, everywhere. */
+  /**
+   * Gives each tag a new version: every entry carrying one of them is a miss from now on, everywhere.
+   *
+   * If the store cannot be written (Redis down or partitioned from this instance), the write that
+   * called this has still committed. Then: this instance serves no entry carrying those tags until the
+   * new versions are written; the write is retried on every cache call, on reconnect and on a timer
+   * (every 0.1 s at first, then at most every 2 s) until it lands, and once more on close. Other
+   * instances can serve an entry from before the write until then, and never past its TTL.
+   */
   async invalidate(tags: readonly string[]): Promise<void> {
     if (tags.length === 0) return;
     for (const tag of tags) this.pendingInvalidations.add(tag);
     await this.flushPendingInvalidations();
+  }
+
+  /** Invalidations written by nobody yet (tests and metrics). */
+  get pendingInvalidationCount(): number {
+    return this.pendingInvalidations.size;
   }
 
   /** Drops everything in this namespace (the original design note's `clear_cache`). */
@@ -254,52 +328,69 @@ export class CacheService {
   }
 
   async close(): Promise<void> {
+    if (this.replayTimer) clearTimeout(this.replayTimer);
+    this.replayTimer = null;
+    // A last chance for invalidations still unwritten (bounded by the timeout like every call).
+    await this.flushPendingInvalidations(false);
     await this.closeStore();
   }
 
-  private async flushPendingInvalidations(): Promise<void> {
+  private async flushPendingInvalidations(retryLater = true): Promise<void> {
     if (this.pendingInvalidations.size === 0) return;
     const tags = [...this.pendingInvalidations];
     try {
       await this.guard(this.keyv.setMany(tags.map((t) => ({ key: TAG_PREFIX + t, value: newVersion(), ttl: TAG_TTL_MS }))));
-      for (const t of tags) {
-        this.pendingInvalidations.delete(t);
-        this.freshVersions.delete(t);
-      }
+      for (const t of tags) this.pendingInvalidations.delete(t);
+      this.replayDelayMs = REPLAY_FIRST_MS;
     } catch (err) {
       this.totals.errors++;
       this.noteError(err);
+      if (retryLater) this.scheduleReplay();
     }
   }
 
-  /** Stored versions; a missing tag gets a new version (shared by concurrent misses in this process). */
-  private currentTagVersions(tags: string[], stored: unknown[]): Record<string, string> {
+  /** Retries unwritten invalidations on a timer, so they land even if this instance reads nothing more. */
+  private scheduleReplay(): void {
+    if (this.replayTimer) return;
+    const delay = this.replayDelayMs;
+    this.replayDelayMs = Math.min(delay * 2, REPLAY_MAX_MS);
+    this.replayTimer = setTimeout(() => {
+      this.replayTimer = null;
+      void this.flushPendingInvalidations();
+    }, delay);
+    this.replayTimer.unref();
+  }
+
+  /**
+   * The store's current version of each tag. Missing ones (never written, expired or evicted) are
+   * created atomically and the version the store then holds is used, so an invalidation that lands
+   * between our read and our create always wins. Concurrent misses of a tag in this process share one
+   * creation. The load starts only after this, so whatever it reads is at least as new as the versions.
+   */
+  private async currentTagVersions(tags: string[], stored: unknown[]): Promise<Record<string, string>> {
     const versions: Record<string, string> = {};
-    const created: string[] = [];
+    const waiting: [string, Promise<string>][] = [];
+    const toCreate: { tag: string; key: string; fresh: string }[] = [];
     tags.forEach((tag, i) => {
       const v = stored[i];
-      if (typeof v === 'string') {
-        versions[tag] = v;
-        return;
+      if (typeof v === 'string') versions[tag] = v;
+      else {
+        const joined = this.creatingVersions.get(tag);
+        if (joined) waiting.push([tag, joined]);
+        else toCreate.push({ tag, key: TAG_PREFIX + tag, fresh: newVersion() });
       }
-      let fresh = this.freshVersions.get(tag);
-      if (!fresh) {
-        fresh = newVersion();
-        this.freshVersions.set(tag, fresh);
-        created.push(tag);
-      }
-      versions[tag] = fresh;
     });
-    if (created.length > 0) {
-      void this.guard(this.keyv.setMany(created.map((t) => ({ key: TAG_PREFIX + t, value: versions[t], ttl: TAG_TTL_MS }))))
-        .catch((err) => {
-          this.totals.errors++;
-          this.noteError(err);
-        })
-        .finally(() => {
-          for (const t of created) if (this.freshVersions.get(t) === versions[t]) this.freshVersions.delete(t);
-        });
+    if (toCreate.length > 0) {
+      const created = this.guard(this.createTagVersions(toCreate, TAG_TTL_MS));
+      toCreate.forEach(({ tag }, n) => {
+        const version = created.then((all) => all[n]!);
+        this.creatingVersions.set(tag, version);
+        const forget = () => this.creatingVersions.get(tag) === version && this.creatingVersions.delete(tag);
+        version.then(forget, forget);
+        waiting.push([tag, version]);
+      });
     }
+    for (const [tag, version] of waiting) versions[tag] = await version;
     return versions;
   }
 
