@@ -3,10 +3,11 @@ import { createLoaders, type Loaders } from './loaders.js';
 import { SQL_STATS_KEY, SqlStats } from './core/sql-stats.js';
 import type { TokenVerifier, Viewer } from './modules/auth/auth.js';
 import { bindQueryCache, QueryCache, type CacheService } from './core/cache/index.js';
+import type { RequestScope } from './core/request-scope.js';
 import type { StripeClient } from './modules/payment/stripe.client.js';
 
 /** Everything a resolver may use; made fresh for every GraphQL request by `buildContext`. */
-export interface Context {
+export interface Context extends RequestScope {
   /** Correlates logs and responses (Fastify's request id: the client's `x-request-id` when sane). */
   requestId: string;
   /** This request's own fork: its identity map and logger context belong to this request only. */

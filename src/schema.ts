@@ -1,10 +1,13 @@
 import 'reflect-metadata';
-import { buildSchema, type MiddlewareFn, type NonEmptyArray } from 'type-graphql';
+import { buildSchema, type AuthChecker, type BuildSchemaOptions, type MiddlewareFn, type NonEmptyArray } from 'type-graphql';
 import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphql';
 import { validate } from 'class-validator';
 import { UserResolver } from './modules/user/user.resolver.js';
 import { PaymentResolver } from './modules/payment/payment.resolver.js';
 import { BadUserInputError } from './core/errors.js';
+import { requireViewer } from './modules/auth/auth.js';
+import { Role } from './modules/user/user.entity.js';
+import { ForbiddenError } from './core/errors.js';
 import { useLeanFieldResolvers } from './core/lean-resolvers.js';
 import { notePath, TrackResolverPath } from './core/resolver-path.js';
 import type { Context } from './context.js';
@@ -12,14 +15,20 @@ import type { Context } from './context.js';
 export const resolvers: NonEmptyArray<Function> = [UserResolver, PaymentResolver];
 
 /**
- * Validates input objects with their class-validator rules. Scalars and classes without rules pass
- * untouched; a violation is BAD_USER_INPUT listing every broken rule.
+ * The schema's validateFn, for every argument: no NUL characters anywhere, and input objects with
+ * their class-validator rules (a violation is BAD_USER_INPUT listing every broken rule). Synchronous
+ * for values that hold no such object (scalars, enums), so a resolver need not wait for it; the lean
+ * field resolvers call this same function.
  */
-async function validateInput(value: unknown): Promise<void> {
+export function validateArgument(value: unknown): void | Promise<void> {
   assertNoNulByte(value);
   const values = Array.isArray(value) ? value : [value];
+  const objects = values.filter((v) => v !== null && typeof v === 'object' && v.constructor !== Object);
+  if (objects.length > 0) return validateObjects(objects);
+}
+
+async function validateObjects(values: readonly object[]): Promise<void> {
   for (const v of values) {
-    if (v === null || typeof v !== 'object' || v.constructor === Object) continue;
     const errors = await validate(v, { forbidUnknownValues: false, validationError: { target: false, value: false } });
     if (errors.length > 0) {
       const messages = errors.flatMap((e) => Object.values(e.constraints ?? {}));
@@ -43,17 +52,34 @@ function containsNulByte(value: unknown, depth = 0): boolean {
   return Object.values(value).some((v) => containsNulByte(v, depth + 1));
 }
 
-/** The executable schema. Tests may add resolvers (e.g. a deliberately naive one). */
-export async function buildAppSchema(extraResolvers: Function[] = []): Promise<GraphQLSchema> {
-  const all = [...resolvers, ...extraResolvers] as NonEmptyArray<Function>;
-  const schema = await buildSchema({ resolvers: all, validateFn: (value) => validateInput(value) });
-  // Field resolvers run once per parent: call them without type-graphql's per-call machinery.
-  useLeanFieldResolvers(schema, {
-    resolvers: all,
+/**
+ * `@Authorized()` (any signed-in viewer) and `@Authorized(Role.ADMIN)` with the API's own codes:
+ * UNAUTHENTICATED without a viewer, FORBIDDEN without the role.
+ */
+export const authChecker: AuthChecker<Context> = ({ context }, roles) => {
+  const viewer = requireViewer(context.viewer);
+  if (roles.length > 0 && !roles.includes(viewer.role) && viewer.role !== Role.ADMIN) throw new ForbiddenError(`This field needs one of the roles ${roles.join(', ')}`);
+  return true;
+};
+
+/** What `buildSchema` is given (tests build variants of it). */
+export function appSchemaOptions(extraResolvers: Function[] = []): BuildSchemaOptions & { resolvers: NonEmptyArray<Function> } {
+  return { resolvers: [...resolvers, ...extraResolvers] as NonEmptyArray<Function>, validateFn: validateArgument, authChecker };
+}
+
+/** Field resolvers run once per parent: call those it can serve exactly without type-graphql's per-call machinery. */
+export function useAppLeanResolvers(schema: GraphQLSchema, options: BuildSchemaOptions): void {
+  useLeanFieldResolvers(schema, options, {
     pathMiddleware: TrackResolverPath as MiddlewareFn<never>,
     notePath: (context, info) => notePath(context as Context, info),
-    checkScalarArg: assertNoNulByte,
   });
+}
+
+/** The executable schema. Tests may add resolvers (e.g. a deliberately naive one). */
+export async function buildAppSchema(extraResolvers: Function[] = []): Promise<GraphQLSchema> {
+  const options = appSchemaOptions(extraResolvers);
+  const schema = await buildSchema(options);
+  useAppLeanResolvers(schema, options);
   return schema;
 }
 

@@ -1,10 +1,10 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { FastifyBaseLogger } from 'fastify';
-import type { Context } from '../context.js';
+import type { RequestScope } from './request-scope.js';
 import { isClientErrorCode } from './errors.js';
 
 /** Mutations never read through the cache: a write must see, and act on, the data as it is. */
-export function cachePolicyPlugin(): ApolloServerPlugin<Context> {
+export function cachePolicyPlugin(): ApolloServerPlugin<RequestScope> {
   return {
     async requestDidStart() {
       return {
@@ -20,7 +20,7 @@ export function cachePolicyPlugin(): ApolloServerPlugin<Context> {
  * Adds `extensions.sql` and `extensions.cache` to each response: what makes statement counts and
  * cache behaviour visible in Apollo Sandbox.
  */
-export function debugStatsPlugin(): ApolloServerPlugin<Context> {
+export function debugStatsPlugin(): ApolloServerPlugin<RequestScope> {
   return {
     async requestDidStart() {
       return {
@@ -43,7 +43,7 @@ export function debugStatsPlugin(): ApolloServerPlugin<Context> {
  * duration, SQL statements and time, cache stats. Unexpected errors are logged with their stack
  * (clients see them masked in production).
  */
-export function operationLogPlugin(log: FastifyBaseLogger): ApolloServerPlugin<Context> {
+export function operationLogPlugin(log: FastifyBaseLogger): ApolloServerPlugin<RequestScope> {
   const infoEnabled = ['trace', 'debug', 'info'].includes(log.level);
   return {
     async requestDidStart() {
@@ -83,7 +83,7 @@ export function operationLogPlugin(log: FastifyBaseLogger): ApolloServerPlugin<C
  * naming the shape and the GraphQL path, and in `error` mode a failed request (N_PLUS_ONE_DETECTED,
  * HTTP 500), which is how the test suite turns any N+1 regression into a failing test.
  */
-export function nPlusOnePlugin(mode: 'off' | 'warn' | 'error', log: FastifyBaseLogger): ApolloServerPlugin<Context> {
+export function nPlusOnePlugin(mode: 'off' | 'warn' | 'error', log: FastifyBaseLogger): ApolloServerPlugin<RequestScope> {
   return {
     async requestDidStart() {
       if (mode === 'off') return {};
@@ -115,7 +115,7 @@ export function nPlusOnePlugin(mode: 'off' | 'warn' | 'error', log: FastifyBaseL
  * Unexpected errors carry the request id (so a client can quote it and the log line be found), and a
  * response whose errors are all SERVICE_UNAVAILABLE is an HTTP 503, which clients and proxies retry.
  */
-export function errorResponsePlugin(): ApolloServerPlugin<Context> {
+export function errorResponsePlugin(): ApolloServerPlugin<RequestScope> {
   return {
     async requestDidStart() {
       return {

@@ -1,6 +1,6 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Context } from '../context.js';
+import type { RequestScope } from './request-scope.js';
 import type { LayerStats } from './cache/index.js';
 
 export interface PoolStats {
@@ -85,7 +85,7 @@ export function createMetrics(sources: { cacheTotals: () => LayerStats | null; p
     return name;
   };
 
-  const plugin: ApolloServerPlugin<Context> = {
+  const plugin: ApolloServerPlugin<RequestScope> = {
     async requestDidStart() {
       const started = process.hrtime.bigint();
       let failed = false;

@@ -1,6 +1,6 @@
-import type { GraphQLResolveInfo, ResponsePath } from 'graphql';
+import type { GraphQLResolveInfo } from 'graphql';
 import type { MiddlewareFn } from 'type-graphql';
-import type { Context } from '../context.js';
+import type { RequestScope } from './request-scope.js';
 
 /**
  * Notes which GraphQL field is resolving, so the N+1 detector can name the path of a repeated
@@ -10,20 +10,12 @@ import type { Context } from '../context.js';
  * (AsyncLocalStorage would be exact, but on Node 20 it turns on promise hooks for every promise
  * of the process, a cost the hot path should not pay.)
  */
-export const TrackResolverPath: MiddlewareFn<Context> = ({ info, context }, next) => {
+export const TrackResolverPath: MiddlewareFn<RequestScope> = ({ info, context }, next) => {
   notePath(context, info);
   return next();
 };
 
 /** What TrackResolverPath does, for resolvers called without type-graphql's middleware chain. */
-export function notePath(context: Context, info: Pick<GraphQLResolveInfo, 'path'>): void {
+export function notePath(context: Pick<RequestScope, 'sql'>, info: Pick<GraphQLResolveInfo, 'path'>): void {
   context.sql.notePath(info.path);
-}
-
-/** `users.nodes.*.payments`: list indexes folded, so one path names a whole N+1. */
-export function foldPath(path: ResponsePath | undefined): string | null {
-  if (!path) return null;
-  const parts: string[] = [];
-  for (let p: ResponsePath | undefined = path; p; p = p.prev) parts.push(typeof p.key === 'number' ? '*' : p.key);
-  return parts.reverse().join('.');
 }

@@ -1,6 +1,13 @@
 import { DefaultLogger, type LogContext, type LoggerOptions } from '@mikro-orm/core';
 import type { ResponsePath } from 'graphql';
-import { foldPath } from './resolver-path.js';
+
+/** `users.nodes.*.payments`: list indexes folded, so one path names a whole N+1. */
+export function foldPath(path: ResponsePath | undefined): string | null {
+  if (!path) return null;
+  const parts: string[] = [];
+  for (let p: ResponsePath | undefined = path; p; p = p.prev) parts.push(typeof p.key === 'number' ? '*' : p.key);
+  return parts.reverse().join('.');
+}
 
 /** One statement as the ORM sent it, attributed to the request that sent it. */
 export interface StatementRecord {

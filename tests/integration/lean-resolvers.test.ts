@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Arg, Ctx, Field, FieldResolver, InputType, Resolver, Root, UseMiddleware, type MiddlewareFn } from 'type-graphql';
+import { Arg, Authorized, buildSchema, Ctx, Field, FieldResolver, InputType, Resolver, Root, UseMiddleware, type MiddlewareFn } from 'type-graphql';
 import { MaxLength } from 'class-validator';
-import { isObjectType, type GraphQLSchema } from 'graphql';
+import { isObjectType, type GraphQLFieldResolver, type GraphQLResolveInfo, type GraphQLSchema } from 'graphql';
 import { createTestApp, type TestApp } from '../helpers/test-app.js';
-import { buildAppSchema } from '../../src/schema.js';
+import { appSchemaOptions, buildAppSchema, useAppLeanResolvers } from '../../src/schema.js';
+import { Role } from '../../src/modules/user/user.entity.js';
 import { LEAN_RESOLVER } from '../../src/core/lean-resolvers.js';
 import { TrackResolverPath } from '../../src/core/resolver-path.js';
 import { UserType } from '../../src/modules/user/user.types.js';
@@ -42,7 +43,32 @@ class LeanProbeResolver {
   withInput(@Root() user: UserRow, @Arg('input', () => ProbeInput) input: ProbeInput): string {
     return `${user.id}:${input.s}`;
   }
+
+  /** `@Authorized()` with no roles stores `[]`: type-graphql still enforces it (any viewer). */
+  @FieldResolver(() => Number)
+  @Authorized()
+  signedInOnly(@Root() user: UserRow): number {
+    return user.id;
+  }
+
+  @FieldResolver(() => Number)
+  @Authorized(Role.ADMIN)
+  adminOnly(@Root() user: UserRow): number {
+    return user.id;
+  }
 }
+
+/** Tests only: `@Authorized()` on the resolver class guards every field in it. */
+@Resolver(() => UserType)
+@Authorized()
+class AuthorizedClassProbeResolver {
+  @FieldResolver(() => Number)
+  classGuarded(@Root() user: UserRow): number {
+    return user.id;
+  }
+}
+
+const PROBES = [LeanProbeResolver, AuthorizedClassProbeResolver];
 
 function resolverKinds(schema: GraphQLSchema): Record<string, 'lean' | 'type-graphql'> {
   const kinds: Record<string, 'lean' | 'type-graphql'> = {};
@@ -58,13 +84,16 @@ function resolverKinds(schema: GraphQLSchema): Record<string, 'lean' | 'type-gra
 describe('lean field resolvers', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await createTestApp({ seed: { users: 3, paymentsPerUser: 2 }, appOptions: { extraResolvers: [LeanProbeResolver] } });
+    t = await createTestApp({ seed: { users: 3, paymentsPerUser: 2 }, appOptions: { extraResolvers: PROBES } });
   });
   afterAll(async () => t?.close());
 
   it('serve the per-parent fields; operations and fields needing middleware or input validation keep type-graphql', async () => {
-    const kinds = resolverKinds(await buildAppSchema([LeanProbeResolver]));
+    const kinds = resolverKinds(await buildAppSchema(PROBES));
     expect(kinds).toMatchObject({
+      'User.signedInOnly': 'type-graphql',
+      'User.adminOnly': 'type-graphql',
+      'User.classGuarded': 'type-graphql',
       'User.payments': 'lean',
       'User.paymentCount': 'lean',
       'User.paymentStats': 'lean',
@@ -101,5 +130,53 @@ describe('lean field resolvers', () => {
     expect(invalid.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     const valid = await t.gql('{ users(first: 1) { nodes { withInput(input: { s: "ok" }) } } }', { token });
     expect(valid.body.data!.users.nodes).toEqual([{ withInput: '1:ok' }]);
+  });
+
+  it('keep type-graphql, and its check, for @Authorized() with no roles, on a field and on a class', async () => {
+    const schema = await buildAppSchema(PROBES);
+    const user = schema.getType('User');
+    if (!isObjectType(user)) throw new Error('no User type');
+    const anonymous = { viewer: null, sql: { notePath() {} } };
+    const signedIn = { viewer: { id: 2, role: Role.USER }, sql: { notePath() {} } };
+    const info = { path: { prev: undefined, key: 'f', typename: 'User' } } as unknown as GraphQLResolveInfo;
+    for (const name of ['signedInOnly', 'classGuarded']) {
+      const resolve = user.getFields()[name]!.resolve!;
+      // A lean resolver would simply call the method and answer 5.
+      await expect(Promise.resolve().then(() => resolve({ id: 5 }, {}, anonymous, info))).rejects.toMatchObject({ extensions: { code: 'UNAUTHENTICATED' } });
+      expect(await resolve({ id: 5 }, {}, signedIn, info)).toBe(5);
+    }
+  });
+
+  it('enforce @Authorized(role) through the API: FORBIDDEN for a USER, served for an ADMIN', async () => {
+    const asUser = await t.gql('{ me { id adminOnly } }', { token: await t.userToken(2) });
+    expect(asUser.body.errors?.[0]).toMatchObject({ path: ['me', 'adminOnly'], extensions: { code: 'FORBIDDEN' } });
+    const asAdmin = await t.gql('{ me { adminOnly signedInOnly classGuarded } }', { token: await t.adminToken() });
+    expect(asAdmin.body.errors).toBeUndefined();
+    expect(asAdmin.body.data!.me).toEqual({ adminOnly: 1, signedInOnly: 1, classGuarded: 1 });
+  });
+
+  it('take no field at all when the schema has global middlewares or a DI container', async () => {
+    for (const extra of [{ globalMiddlewares: [CountCalls] }, { container: { get: (cls: new () => unknown) => new cls() } }]) {
+      const options = { ...appSchemaOptions(PROBES), ...extra };
+      const schema = await buildSchema(options);
+      useAppLeanResolvers(schema, options);
+      const kinds = Object.entries(resolverKinds(schema));
+      expect(kinds.length).toBeGreaterThan(10);
+      expect(kinds.filter(([, kind]) => kind === 'lean')).toEqual([]);
+    }
+  });
+
+  it('check scalar arguments with the schema\'s own validateFn, given the value and its type', async () => {
+    const seen: unknown[] = [];
+    const options = { ...appSchemaOptions(PROBES), validateFn: (value: unknown, type: unknown) => void seen.push([value, type]) };
+    const schema = await buildSchema(options);
+    useAppLeanResolvers(schema, options);
+    const user = schema.getType('User');
+    if (!isObjectType(user)) throw new Error('no User type');
+    const echo = user.getFields().echo!.resolve as GraphQLFieldResolver<unknown, unknown> & { [LEAN_RESOLVER]?: true };
+    expect(echo[LEAN_RESOLVER]).toBe(true);
+    const info = { path: { prev: undefined, key: 'echo', typename: 'User' } } as unknown as GraphQLResolveInfo;
+    expect(echo({ id: 4 }, { text: 'x' }, { viewer: { id: 9 }, sql: { notePath() {} } }, info)).toBe('4:x:9');
+    expect(seen).toEqual([['x', String]]);
   });
 });
