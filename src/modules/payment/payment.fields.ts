@@ -1,11 +1,13 @@
 import { epochMs } from '../../core/sql.js';
+import type { PaymentRow } from './payment.repository.js';
 import { Kind, type FieldNode, type FragmentDefinitionNode, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
 
 /**
- * Payment columns a page query may select, by `PaymentRow` key: the GraphQL field of the same name,
- * except `userId`, which `Payment.user` needs. `id` always comes.
+ * The one mapping from `payments` columns to `PaymentRow` keys: every read of payment rows selects
+ * from here, aliased to the key. Each key is the GraphQL field of the same name, except `userId`,
+ * which `Payment.user` needs. `id` always comes.
  */
-const OPTIONAL_COLUMNS: Record<string, string> = {
+const OPTIONAL_COLUMNS: Readonly<Record<Exclude<keyof PaymentRow, 'id'>, string>> = {
   amount: 'p.amount as "amount"',
   createdAt: epochMs('p.created_at', 'createdAt'),
   currency: 'p.currency as "currency"',
@@ -18,16 +20,39 @@ const OPTIONAL_COLUMNS: Record<string, string> = {
 };
 
 /** The row key each GraphQL field of Payment needs, where it is not the field's own name. */
-const FIELD_COLUMN: Record<string, string> = { user: 'userId' };
+const FIELD_COLUMN: Readonly<Record<string, string>> = { user: 'userId' };
 
 const ALWAYS_COLUMNS = ['p.id as "id"'];
+
+function isOptionalColumn(field: string): field is keyof typeof OPTIONAL_COLUMNS {
+  return Object.hasOwn(OPTIONAL_COLUMNS, field);
+}
 
 /** Every optional column: what a full `PaymentRow` carries. */
 export const ALL_PAYMENT_FIELDS: readonly string[] = Object.keys(OPTIONAL_COLUMNS);
 
+/** Every key of a full `PaymentRow`. */
+export const PAYMENT_ROW_KEYS: readonly (keyof PaymentRow)[] = ['id', ...(ALL_PAYMENT_FIELDS as (keyof PaymentRow)[])];
+
 /** The select list of `payments p` for these fields, aliased to `PaymentRow` keys. */
 export function columnsFor(fields: readonly string[]): string[] {
-  return [...ALWAYS_COLUMNS, ...fields.map((f) => OPTIONAL_COLUMNS[f]!)];
+  return [
+    ...ALWAYS_COLUMNS,
+    ...fields.map((f) => {
+      if (!isOptionalColumn(f)) throw new Error(`payments has no column for the row field "${f}"`);
+      return OPTIONAL_COLUMNS[f];
+    }),
+  ];
+}
+
+/** The full select list of `payments p`, aliased to `PaymentRow` keys. */
+export const PAYMENT_COLUMNS = columnsFor(ALL_PAYMENT_FIELDS).join(', ');
+
+/** The payment half of a row that also carries other (prefixed) columns: exactly the `PaymentRow` keys. */
+export function pickPaymentRow(raw: Record<string, unknown>): PaymentRow {
+  const row: Record<string, unknown> = {};
+  for (const key of PAYMENT_ROW_KEYS) row[key] = raw[key];
+  return row as unknown as PaymentRow;
 }
 
 /** The sub-selections of each field name under these selection sets, fragments flattened. */
@@ -77,8 +102,8 @@ export function paymentPageShape(info: Pick<GraphQLResolveInfo, 'fieldNodes' | '
   const nodeFields = subfields([...(connection.get('nodes') ?? []), ...(edges.get('node') ?? [])], fragments);
   const fields = new Set<string>();
   for (const name of nodeFields.keys()) {
-    const column = FIELD_COLUMN[name] ?? name;
-    if (column in OPTIONAL_COLUMNS) fields.add(column);
+    const column = Object.hasOwn(FIELD_COLUMN, name) ? FIELD_COLUMN[name]! : name;
+    if (isOptionalColumn(column)) fields.add(column);
   }
   if (edges.has('cursor') || pageInfo.has('endCursor')) fields.add('createdAt');
   const shape = { fields: [...fields].sort(), probe: pageInfo.has('hasNextPage') };

@@ -1,9 +1,10 @@
+import { LockMode } from '@mikro-orm/core';
 import { EntityRepository } from '@mikro-orm/postgresql';
 import { Payment, PaymentStatus } from './payment.entity.js';
 import { toUserRow, userColumns, type UserRow } from '../user/user.repository.js';
 import { pgArray, queryRows } from '../../core/sql.js';
 import type { PaymentCursor } from '../../core/pagination.js';
-import { ALL_PAYMENT_FIELDS, columnsFor } from './payment.fields.js';
+import { columnsFor, PAYMENT_COLUMNS, PAYMENT_ROW_KEYS, pickPaymentRow } from './payment.fields.js';
 import { cached, cacheTags } from '../../core/cache/index.js';
 
 /**
@@ -57,40 +58,34 @@ export interface PaymentListFilter {
   userId?: number | null;
 }
 
-/** The full select list of `payments p`, aliased to `PaymentRow` keys. */
-export const PAYMENT_COLUMNS = columnsFor(ALL_PAYMENT_FIELDS).join(', ');
-
 type RawRow = Record<string, unknown>;
 
+/** Entity properties whose row value is not the property as it is. */
+const ENTITY_TO_ROW: Partial<Record<keyof PaymentRow, (p: Payment) => unknown>> = {
+  userId: (p) => p.user.id,
+  createdAt: (p) => p.createdAt.getTime(),
+};
+
+/** A loaded entity as the row the GraphQL layer serves (the same keys as every row read). */
 export function paymentEntityToRow(payment: Payment): PaymentRow {
-  return {
-    id: payment.id,
-    userId: payment.user.id,
-    amount: payment.amount,
-    currency: payment.currency,
-    status: payment.status,
-    stripePaymentId: payment.stripePaymentId ?? null,
-    description: payment.description ?? null,
-    failureReason: payment.failureReason ?? null,
-    amountRefunded: payment.amountRefunded,
-    createdAt: payment.createdAt.getTime(),
-  };
+  const row: Record<string, unknown> = {};
+  for (const key of PAYMENT_ROW_KEYS) row[key] = ENTITY_TO_ROW[key]?.(payment) ?? (payment as unknown as RawRow)[key] ?? null;
+  return row as unknown as PaymentRow;
 }
 
-/** The payment half of a joined row (the user's columns stay behind). */
-function toPaymentRow(r: RawRow): PaymentRow {
-  return {
-    id: r.id as number,
-    userId: r.userId as number,
-    amount: r.amount as number,
-    currency: r.currency as string,
-    status: r.status as PaymentStatus,
-    stripePaymentId: r.stripePaymentId as string | null,
-    description: r.description as string | null,
-    failureReason: r.failureReason as string | null,
-    amountRefunded: r.amountRefunded as number,
-    createdAt: r.createdAt as number,
-  };
+/** The row of a new payment (createPayment): what the client asked for, under its key. */
+export interface NewPayment {
+  userId: number;
+  amount: number;
+  currency: string;
+  description: string | null;
+  idempotencyKey: string;
+}
+
+/** Options of the single-record loads of write paths. */
+export interface WriteLoadOptions {
+  /** Lock the payment's row (FOR UPDATE) until the surrounding transaction ends; the user's is not locked. */
+  lock?: boolean;
 }
 
 function filterSql(filter: PaymentListFilter): { where: string[]; params: unknown[] } {
@@ -110,11 +105,37 @@ function filterSql(filter: PaymentListFilter): { where: string[]; params: unknow
 const NEWEST_FIRST = { createdAt: 'desc', id: 'desc' } as const;
 
 export class PaymentRepository extends EntityRepository<Payment> {
-  // --- Entity reads with `populate` (the original design note's repository, camelCased) ---
+  // --- Entity reads with `populate` (the original design note's repository, camelCased). The write
+  // paths (mutations, webhook) load their one payment through these: always fresh from the database
+  // (never the fork's identity map), with its user joined, and locked when asked.
 
   /** A payment with its user, one joined statement. */
-  getPaymentWithUser(id: number): Promise<Payment | null> {
-    return this.findOne({ id }, { populate: ['user'], strategy: 'joined' });
+  getPaymentWithUser(id: number, options: WriteLoadOptions = {}): Promise<Payment | null> {
+    return this.findOne({ id }, this.writeLoad(options));
+  }
+
+  /** A payment not yet linked to a PaymentIntent (the webhook links it through the intent's metadata). */
+  getUnlinkedPaymentWithUser(id: number, options: WriteLoadOptions = {}): Promise<Payment | null> {
+    return this.findOne({ id, stripePaymentId: null }, this.writeLoad(options));
+  }
+
+  /** The payment a client's idempotency key names, if any. */
+  getPaymentByIdempotencyKey(userId: number, idempotencyKey: string): Promise<Payment | null> {
+    return this.findOne({ user: userId, idempotencyKey }, this.writeLoad({}));
+  }
+
+  private writeLoad(options: WriteLoadOptions) {
+    return {
+      populate: ['user'] as const,
+      strategy: 'joined' as const,
+      disableIdentityMap: true,
+      ...(options.lock ? { lockMode: LockMode.PESSIMISTIC_WRITE, lockTableAliases: [this.alias] } : {}),
+    };
+  }
+
+  /** The alias MikroORM gives the root table of a query (`FOR UPDATE OF` names it). */
+  private get alias(): string {
+    return this.createQueryBuilder().alias;
   }
 
   /** A user's payments, newest first, each with its user, in one joined statement. */
@@ -139,8 +160,8 @@ export class PaymentRepository extends EntityRepository<Payment> {
     );
   }
 
-  getPaymentByStripeId(stripePaymentId: string): Promise<Payment | null> {
-    return this.findOne({ stripePaymentId }, { populate: ['user'], strategy: 'joined' });
+  getPaymentByStripeId(stripePaymentId: string, options: WriteLoadOptions = {}): Promise<Payment | null> {
+    return this.findOne({ stripePaymentId }, this.writeLoad(options));
   }
 
   @cached<[number, (PaymentStatus | null)?]>({ tags: ([userId]) => [cacheTags.paymentsOfUser(userId)] })
@@ -191,7 +212,7 @@ export class PaymentRepository extends EntityRepository<Payment> {
     const users = new Map<number, UserRow>();
     const payments = raw.map((r) => {
       if (!users.has(r.u_id as number)) users.set(r.u_id as number, toUserRow(r, 'u_'));
-      return toPaymentRow(r);
+      return pickPaymentRow(r);
     });
     return { payments, users: [...users.values()] };
   }
@@ -208,24 +229,30 @@ export class PaymentRepository extends EntityRepository<Payment> {
     const status = keys[0]!.status;
     const sameStatus = keys.every((k) => k.status === status);
     const noCursor = keys.every((k) => k.after === null);
-    const params: unknown[] = [pgArray(keys.map((k) => k.userId)), pgArray(keys.map((k) => k.first + (k.probe ? 1 : 0)))];
+    // Each placeholder is written with its value, so their order cannot drift apart.
+    const params: unknown[] = [];
+    const bind = (sqlText: string, ...values: unknown[]) => {
+      params.push(...values);
+      return sqlText;
+    };
+    const source = bind(
+      'unnest(?::int[], ?::int[], ?::text[], ?::timestamptz[], ?::int[]) with ordinality as k(user_id, lim, status, after_at, after_id, i)',
+      pgArray(keys.map((k) => k.userId)),
+      pgArray(keys.map((k) => k.first + (k.probe ? 1 : 0))),
+      pgArray(keys.map((k) => k.status)),
+      pgArray(keys.map((k) => (k.after ? new Date(k.after.createdAtMs) : null))),
+      pgArray(keys.map((k) => k.after?.id ?? null)),
+    );
     const where = ['p.user_id = k.user_id'];
-    if (sameStatus) {
-      if (status) {
-        where.push('p.status = ?');
-        params.push(status);
-      }
-    } else {
-      where.push('(k.status is null or p.status = k.status)');
-    }
+    if (!sameStatus) where.push('(k.status is null or p.status = k.status)');
+    else if (status) where.push(bind('p.status = ?', status));
     if (!noCursor) where.push('(k.after_at is null or (p.created_at, p.id) < (k.after_at, k.after_id))');
     // The union of what the batch's keys selected, and nothing more.
     const columns = columnsFor([...new Set(keys.flatMap((k) => k.fields))].sort());
     const raw = await queryRows<PaymentPageRow & { keyIndex: number }>(
       this.getEntityManager(),
       `select k.i::int as "keyIndex", ${columns.join(', ')}
-       from unnest(?::int[], ?::int[], ?::text[], ?::timestamptz[], ?::int[])
-            with ordinality as k(user_id, lim, status, after_at, after_id, i)
+       from ${source}
        cross join lateral (
          select * from payments p
          where ${where.join(' and ')}
@@ -233,14 +260,7 @@ export class PaymentRepository extends EntityRepository<Payment> {
          limit k.lim
        ) p
        order by k.i, p.created_at desc, p.id desc`,
-      [
-        params[0],
-        params[1],
-        pgArray(keys.map((k) => k.status)),
-        pgArray(keys.map((k) => (k.after ? new Date(k.after.createdAtMs) : null))),
-        pgArray(keys.map((k) => k.after?.id ?? null)),
-        ...params.slice(2),
-      ],
+      params,
     );
     const pages: PaymentPageRow[][] = keys.map(() => []);
     for (const r of raw) pages[r.keyIndex - 1]!.push(r);
@@ -291,5 +311,71 @@ export class PaymentRepository extends EntityRepository<Payment> {
       params,
     );
     return row?.count ?? 0;
+  }
+
+  // --- Writes. Each is one statement whose condition makes it safe under concurrency. ---
+
+  /** Inserts a PENDING payment unless the user already has one under this key; the id either way. */
+  async insertPendingOnce(data: NewPayment): Promise<{ id: number; inserted: boolean }> {
+    const [inserted] = await queryRows<{ id: number }>(
+      this.getEntityManager(),
+      `insert into payments (user_id, amount, currency, description, idempotency_key, status)
+       values (?, ?, ?, ?, ?, 'PENDING')
+       on conflict (user_id, idempotency_key) do nothing
+       returning id`,
+      [data.userId, data.amount, data.currency, data.description, data.idempotencyKey],
+    );
+    if (inserted) return { id: inserted.id, inserted: true };
+    const existing = await this.getPaymentByIdempotencyKey(data.userId, data.idempotencyKey);
+    if (!existing) throw new Error(`payment of user ${data.userId} under key ${data.idempotencyKey} vanished`);
+    return { id: existing.id, inserted: false };
+  }
+
+  /** PENDING -> CANCELED for a payment Stripe never heard of; false if it is no longer such a payment. */
+  async cancelUnlinked(id: number): Promise<boolean> {
+    const rows = await queryRows(
+      this.getEntityManager(),
+      `update payments set status = 'CANCELED', updated_at = now() where id = ? and status = 'PENDING' and stripe_payment_id is null returning id`,
+      [id],
+    );
+    return rows.length > 0;
+  }
+
+  /** Stripe saved a 500 under the current Idempotency-Key: the next attempt uses a new one. */
+  async nextStripeAttempt(id: number, attempt: number): Promise<void> {
+    await queryRows(this.getEntityManager(), 'update payments set stripe_attempt = stripe_attempt + 1 where id = ? and stripe_attempt = ?', [id, attempt]);
+  }
+
+  /** PENDING -> FAILED with the provider's reason; nothing if it is no longer PENDING. */
+  async failPending(id: number, reason: string): Promise<void> {
+    await queryRows(
+      this.getEntityManager(),
+      `update payments set status = 'FAILED', failure_reason = ?, updated_at = now() where id = ? and status = 'PENDING'`,
+      [reason.slice(0, 1000), id],
+    );
+  }
+
+  /** Stores the PaymentIntent of a PENDING payment; false if it was canceled (or linked elsewhere) meanwhile. */
+  async linkIntent(id: number, intentId: string): Promise<boolean> {
+    const rows = await queryRows(
+      this.getEntityManager(),
+      `update payments set stripe_payment_id = ?, updated_at = now()
+       where id = ? and status = 'PENDING' and (stripe_payment_id is null or stripe_payment_id = ?) returning id`,
+      [intentId, id, intentId],
+    );
+    return rows.length > 0;
+  }
+
+  /** Sets what a Stripe event decided for a payment locked in the current transaction. */
+  async applyProviderState(
+    id: number,
+    state: { status: PaymentStatus; intentId: string; failureReason?: string | null; amountRefunded?: number },
+  ): Promise<void> {
+    await queryRows(
+      this.getEntityManager(),
+      `update payments set status = ?, failure_reason = coalesce(?, failure_reason), amount_refunded = coalesce(?, amount_refunded),
+       stripe_payment_id = coalesce(stripe_payment_id, ?), updated_at = now() where id = ?`,
+      [state.status, state.failureReason ?? null, state.amountRefunded ?? null, state.intentId, id],
+    );
   }
 }

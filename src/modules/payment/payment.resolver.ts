@@ -46,7 +46,7 @@ async function cachedPayment(
 }
 
 function paymentDeps(ctx: Context): PaymentDeps {
-  return { em: ctx.em, stripe: ctx.stripe, invalidate: (tags) => ctx.cache.invalidate(tags) };
+  return { em: ctx.em, stripe: ctx.stripe, invalidate: (tags) => ctx.cache.invalidate(tags), primeUser: (user) => ctx.loaders.primeUsers([user]) };
 }
 
 @Resolver(() => PaymentType)

@@ -1,11 +1,11 @@
 import type { SqlEntityManager } from '@mikro-orm/postgresql';
 import Stripe from 'stripe';
-import { PaymentStatus } from './payment.entity.js';
-import { PAYMENT_COLUMNS, type PaymentRow } from './payment.repository.js';
+import { Payment, PaymentStatus } from './payment.entity.js';
+import { paymentEntityToRow, type PaymentRepository, type PaymentRow } from './payment.repository.js';
 import type { CreatePaymentInput } from './payment.inputs.js';
 import type { StripeClient } from './stripe.client.js';
 import { canSeeUser, type Viewer } from '../auth/auth.js';
-import { queryRows } from '../../core/sql.js';
+import { userEntityToRow, type UserRow } from '../user/user.repository.js';
 import { paymentWriteTags } from '../../core/cache/index.js';
 import {
   BadUserInputError,
@@ -20,6 +20,8 @@ export interface PaymentDeps {
   stripe: StripeClient | null;
   /** Invalidates cached reads of what a write touched. */
   invalidate: (tags: string[]) => Promise<void>;
+  /** Told of each user row a write path loaded, so `payment { user }` in its answer costs no statement. */
+  primeUser?: (user: UserRow) => void;
 }
 
 export interface CreatePaymentResult {
@@ -37,9 +39,20 @@ function requireStripe(stripe: StripeClient | null): StripeClient {
   return stripe;
 }
 
-async function paymentRow(em: SqlEntityManager, id: number): Promise<PaymentRow | null> {
-  const [row] = await queryRows<PaymentRow>(em, `select ${PAYMENT_COLUMNS} from payments p where p.id = ?`, [id]);
-  return row ?? null;
+function payments(deps: PaymentDeps): PaymentRepository {
+  return deps.em.getRepository(Payment);
+}
+
+/** The payment as it is now in the database (its user joined and primed), for an answer. */
+async function paymentNow(deps: PaymentDeps, id: number): Promise<PaymentRow> {
+  const payment = await payments(deps).getPaymentWithUser(id);
+  if (!payment) throw new NotFoundError('Payment');
+  return answer(deps, payment);
+}
+
+function answer(deps: PaymentDeps, payment: Payment): PaymentRow {
+  if (payment.user.isInitialized()) deps.primeUser?.(userEntityToRow(payment.user.getEntity()));
+  return paymentEntityToRow(payment);
 }
 
 /** Concurrent createPayment calls for one (user, key) in this process share one completion. */
@@ -56,26 +69,16 @@ export const paymentService = {
     const stripe = requireStripe(deps.stripe);
     const currency = input.currency.toLowerCase();
     const description = input.description ?? null;
-    const [inserted] = await queryRows<{ id: number }>(
-      deps.em,
-      `insert into payments (user_id, amount, currency, description, idempotency_key, status)
-       values (?, ?, ?, ?, ?, 'PENDING')
-       on conflict (user_id, idempotency_key) do nothing
-       returning id`,
-      [viewer.id, input.amount, currency, description, input.idempotencyKey],
-    );
-    const [existing] = inserted
-      ? []
-      : await queryRows<{ id: number; amount: number; currency: string; description: string | null }>(
-          deps.em,
-          'select id, amount, currency, description from payments where user_id = ? and idempotency_key = ?',
-          [viewer.id, input.idempotencyKey],
-        );
-    if (existing && (existing.amount !== input.amount || existing.currency !== currency || existing.description !== description)) {
-      throw new ConflictError('idempotencyKey was already used for a payment with other parameters');
+    const repo = payments(deps);
+    const { id, inserted } = await repo.insertPendingOnce({ userId: viewer.id, amount: input.amount, currency, description, idempotencyKey: input.idempotencyKey });
+    if (!inserted) {
+      const existing = (await repo.getPaymentWithUser(id))!;
+      if (existing.amount !== input.amount || existing.currency !== currency || (existing.description ?? null) !== description) {
+        throw new ConflictError('idempotencyKey was already used for a payment with other parameters');
+      }
+    } else {
+      await deps.invalidate(paymentWriteTags({ id, userId: viewer.id, stripePaymentIds: [] }));
     }
-    const id = inserted?.id ?? existing!.id;
-    if (inserted) await deps.invalidate(paymentWriteTags({ id, userId: viewer.id, stripePaymentIds: [] }));
 
     const flightKey = `${viewer.id}:${input.idempotencyKey}`;
     let flight = inFlight.get(flightKey);
@@ -89,22 +92,17 @@ export const paymentService = {
   /** Owner or ADMIN, PENDING only. Stripe's `payment_intent.canceled` webhook makes it CANCELED. */
   async cancelPayment(deps: PaymentDeps, viewer: Viewer, id: number): Promise<PaymentRow> {
     const stripe = requireStripe(deps.stripe);
-    const payment = await paymentRow(deps.em, id);
-    if (!payment || !canSeeUser(viewer, payment.userId)) throw new NotFoundError('Payment');
+    const payment = await payments(deps).getPaymentWithUser(id);
+    if (!payment || !canSeeUser(viewer, payment.user.id)) throw new NotFoundError('Payment');
     if (payment.status !== PaymentStatus.PENDING) {
       throw new ConflictError(`only a PENDING payment can be canceled; this one is ${payment.status}`);
     }
     const intentId = payment.stripePaymentId;
     if (!intentId) {
       // Stripe never heard of it: cancel here, unless a concurrent retry just created its intent.
-      const updated = await queryRows(
-        deps.em,
-        `update payments set status = 'CANCELED', updated_at = now() where id = ? and status = 'PENDING' and stripe_payment_id is null returning id`,
-        [id],
-      );
-      if (updated.length === 0) return this.cancelPayment(deps, viewer, id);
-      await deps.invalidate(paymentWriteTags({ id, userId: payment.userId, stripePaymentIds: [] }));
-      return (await paymentRow(deps.em, id))!;
+      if (!(await payments(deps).cancelUnlinked(id))) return this.cancelPayment(deps, viewer, id);
+      await deps.invalidate(paymentWriteTags({ id, userId: payment.user.id, stripePaymentIds: [] }));
+      return paymentNow(deps, id);
     }
     try {
       await stripe.paymentIntents.cancel(intentId, {}, { idempotencyKey: `cancel:${id}` });
@@ -112,7 +110,7 @@ export const paymentService = {
       if (err instanceof Stripe.errors.StripeInvalidRequestError) throw new ConflictError(`Stripe refused to cancel: ${err.message}`);
       throw new PaymentProviderUnavailableError('The payment provider is unavailable; retry the cancelation');
     }
-    return payment;
+    return answer(deps, payment);
   },
 
   /**
@@ -122,7 +120,7 @@ export const paymentService = {
    */
   async refundPayment(deps: PaymentDeps, id: number, amount: number | null, idempotencyKey: string | null): Promise<PaymentRow> {
     const stripe = requireStripe(deps.stripe);
-    const payment = await paymentRow(deps.em, id);
+    const payment = await payments(deps).getPaymentWithUser(id);
     if (!payment) throw new NotFoundError('Payment');
     if (payment.status !== PaymentStatus.COMPLETED) {
       throw new ConflictError(`only a COMPLETED payment can be refunded; this one is ${payment.status}`);
@@ -141,71 +139,55 @@ export const paymentService = {
       if (err instanceof Stripe.errors.StripeInvalidRequestError) throw new ConflictError(`Stripe refused the refund: ${err.message}`);
       throw new PaymentProviderUnavailableError('The payment provider is unavailable; retry the refund (it will not be made twice)');
     }
-    return payment;
+    return answer(deps, payment);
   },
 };
 
 /** Creates (or finds again) the PaymentIntent of a committed PENDING payment. */
 async function completeIntent(deps: PaymentDeps, stripe: StripeClient, id: number): Promise<CreatePaymentResult> {
-  const [row] = await queryRows<{
-    status: PaymentStatus;
-    stripe_payment_id: string | null;
-    stripe_attempt: number;
-    user_id: number;
-    amount: number;
-    currency: string;
-    description: string | null;
-  }>(deps.em, 'select status, stripe_payment_id, stripe_attempt, user_id, amount, currency, description from payments where id = ?', [id]);
-  if (!row) throw new NotFoundError('Payment');
-  if (row.status !== PaymentStatus.PENDING) return { payment: (await paymentRow(deps.em, id))!, clientSecret: null };
+  const repo = payments(deps);
+  const payment = await repo.getPaymentWithUser(id);
+  if (!payment) throw new NotFoundError('Payment');
+  const userId = payment.user.id;
+  if (payment.status !== PaymentStatus.PENDING) return { payment: answer(deps, payment), clientSecret: null };
 
-  if (row.stripe_payment_id) {
-    const intent = await callStripe(() => stripe.paymentIntents.retrieve(row.stripe_payment_id!));
-    return { payment: (await paymentRow(deps.em, id))!, clientSecret: intent.client_secret };
+  if (payment.stripePaymentId) {
+    const intent = await callStripe(() => stripe.paymentIntents.retrieve(payment.stripePaymentId!));
+    return { payment: answer(deps, payment), clientSecret: intent.client_secret };
   }
 
   let intent: Stripe.PaymentIntent;
   try {
     intent = await stripe.paymentIntents.create(
       {
-        amount: row.amount,
-        currency: row.currency,
-        ...(row.description ? { description: row.description } : {}),
-        metadata: { paymentId: String(id), userId: String(row.user_id) },
+        amount: payment.amount,
+        currency: payment.currency,
+        ...(payment.description ? { description: payment.description } : {}),
+        metadata: { paymentId: String(id), userId: String(userId) },
         automatic_payment_methods: { enabled: true },
       },
-      { idempotencyKey: row.stripe_attempt === 0 ? `payment:${id}` : `payment:${id}:${row.stripe_attempt}` },
+      { idempotencyKey: payment.stripeAttempt === 0 ? `payment:${id}` : `payment:${id}:${payment.stripeAttempt}` },
     );
   } catch (err) {
     if (err instanceof Stripe.errors.StripeAPIError) {
       // Stripe saved this 500 under the key and would replay it; the next try uses a new key. An
       // intent made by the failed call (if any) was never handed out, so nobody can pay it. A timeout
       // or lost connection keeps the key: Stripe replays a success it did record.
-      await queryRows(deps.em, 'update payments set stripe_attempt = stripe_attempt + 1 where id = ? and stripe_attempt = ?', [id, row.stripe_attempt]);
+      await repo.nextStripeAttempt(id, payment.stripeAttempt);
     }
     if (!isDefinitiveDecline(err)) throw new PaymentProviderUnavailableError();
-    await queryRows(
-      deps.em,
-      `update payments set status = 'FAILED', failure_reason = ?, updated_at = now() where id = ? and status = 'PENDING'`,
-      [err.message.slice(0, 1000), id],
-    );
-    await deps.invalidate(paymentWriteTags({ id, userId: row.user_id, stripePaymentIds: [] }));
-    return { payment: (await paymentRow(deps.em, id))!, clientSecret: null };
+    await repo.failPending(id, err.message);
+    await deps.invalidate(paymentWriteTags({ id, userId, stripePaymentIds: [] }));
+    return { payment: await paymentNow(deps, id), clientSecret: null };
   }
 
-  const stored = await queryRows(
-    deps.em,
-    `update payments set stripe_payment_id = ?, updated_at = now()
-     where id = ? and status = 'PENDING' and (stripe_payment_id is null or stripe_payment_id = ?) returning id`,
-    [intent.id, id, intent.id],
-  );
-  if (stored.length === 0) {
+  if (!(await repo.linkIntent(id, intent.id))) {
     // Canceled while Stripe was creating the intent: the intent must not stay payable.
     await stripe.paymentIntents.cancel(intent.id, {}, { idempotencyKey: `cancel:${id}` }).catch(() => undefined);
-    return { payment: (await paymentRow(deps.em, id))!, clientSecret: null };
+    return { payment: await paymentNow(deps, id), clientSecret: null };
   }
-  await deps.invalidate(paymentWriteTags({ id, userId: row.user_id, stripePaymentIds: [intent.id] }));
-  return { payment: (await paymentRow(deps.em, id))!, clientSecret: intent.client_secret };
+  await deps.invalidate(paymentWriteTags({ id, userId, stripePaymentIds: [intent.id] }));
+  return { payment: await paymentNow(deps, id), clientSecret: intent.client_secret };
 }
 
 async function callStripe<T>(call: () => Promise<T>): Promise<T> {

@@ -1,12 +1,15 @@
-import { Entity, Index, ManyToOne, PrimaryKey, Property, type Ref } from '@mikro-orm/core';
+import { Entity, EntityRepositoryType, Index, ManyToOne, PrimaryKey, Property, type Ref } from '@mikro-orm/core';
 import { Payment } from './payment.entity.js';
+import { StripeEventRepository } from './stripe-event.repository.js';
 
 /**
  * Every Stripe webhook event we accepted, written in the same transaction as the change it caused:
  * its primary key is what makes a redelivered event change nothing.
  */
-@Entity({ tableName: 'stripe_events' })
+@Entity({ tableName: 'stripe_events', repository: () => StripeEventRepository })
 export class StripeEvent {
+  [EntityRepositoryType]?: StripeEventRepository;
+
   /** Stripe's event id (`evt_...`). */
   @PrimaryKey({ type: 'string', length: 255 })
   id!: string;

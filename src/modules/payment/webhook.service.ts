@@ -1,8 +1,9 @@
 import type { SqlEntityManager } from '@mikro-orm/postgresql';
 import type Stripe from 'stripe';
-import { PaymentStatus } from './payment.entity.js';
+import { Payment, PaymentStatus } from './payment.entity.js';
+import { StripeEvent } from './stripe-event.entity.js';
 import { canTransition } from './payment.status.js';
-import { inTransaction, queryRows } from '../../core/sql.js';
+import { inTransaction } from '../../core/sql.js';
 import { paymentWriteTags } from '../../core/cache/index.js';
 
 export type WebhookOutcome =
@@ -12,15 +13,6 @@ export type WebhookOutcome =
   | 'refund_recorded'
   | 'unknown_payment_intent'
   | 'ignored_type';
-
-interface LockedPayment {
-  id: number;
-  user_id: number;
-  amount: number;
-  amount_refunded: number;
-  status: PaymentStatus;
-  stripe_payment_id: string | null;
-}
 
 const TARGET: Partial<Record<string, PaymentStatus>> = {
   'payment_intent.succeeded': PaymentStatus.COMPLETED,
@@ -33,17 +25,12 @@ const TARGET: Partial<Record<string, PaymentStatus>> = {
  * `metadata.paymentId` we gave Stripe (a crash may have come between creating the intent and storing
  * its id; the event then links them).
  */
-async function lockPayment(tx: SqlEntityManager, intentId: string, metadataPaymentId: string | undefined): Promise<LockedPayment | null> {
-  const columns = 'id, user_id, amount, amount_refunded, status, stripe_payment_id';
-  const [byIntent] = await queryRows<LockedPayment>(tx, `select ${columns} from payments where stripe_payment_id = ? for update`, [intentId]);
+async function lockPayment(tx: SqlEntityManager, intentId: string, metadataPaymentId: string | undefined): Promise<Payment | null> {
+  const repo = tx.getRepository(Payment);
+  const byIntent = await repo.getPaymentByStripeId(intentId, { lock: true });
   if (byIntent) return byIntent;
   if (!metadataPaymentId || !/^[1-9]\d{0,9}$/.test(metadataPaymentId)) return null;
-  const [byMetadata] = await queryRows<LockedPayment>(
-    tx,
-    `select ${columns} from payments where id = ? and stripe_payment_id is null for update`,
-    [Number(metadataPaymentId)],
-  );
-  return byMetadata ?? null;
+  return repo.getUnlinkedPaymentWithUser(Number(metadataPaymentId), { lock: true });
 }
 
 /**
@@ -53,17 +40,14 @@ async function lockPayment(tx: SqlEntityManager, intentId: string, metadataPayme
  */
 export async function applyStripeEvent(em: SqlEntityManager, event: Stripe.Event): Promise<{ outcome: WebhookOutcome; tags: string[] }> {
   return inTransaction(em, async (tx) => {
-    const fresh = await queryRows(
-      tx,
-      `insert into stripe_events (id, type, outcome) values (?, ?, 'received') on conflict (id) do nothing returning id`,
-      [event.id, event.type],
-    );
-    if (fresh.length === 0) return { outcome: 'duplicate' as const, tags: [] };
+    const events = tx.getRepository(StripeEvent);
+    if (!(await events.recordReceived(event.id, event.type))) return { outcome: 'duplicate' as const, tags: [] };
 
+    const payments = tx.getRepository(Payment);
     let outcome: WebhookOutcome = 'ignored_type';
-    let payment: LockedPayment | null = null;
+    let payment: Payment | null = null;
     let tags: string[] = [];
-    const target = TARGET[event.type];
+    const target = Object.hasOwn(TARGET, event.type) ? TARGET[event.type] : undefined;
 
     if (target) {
       const intent = event.data.object as Stripe.PaymentIntent;
@@ -71,43 +55,31 @@ export async function applyStripeEvent(em: SqlEntityManager, event: Stripe.Event
       if (!payment) outcome = 'unknown_payment_intent';
       else if (!canTransition(payment.status, target)) outcome = 'ignored_transition';
       else {
-        const reason = target === PaymentStatus.FAILED ? (intent.last_payment_error?.message ?? 'payment failed') : null;
-        await queryRows(
-          tx,
-          `update payments set status = ?, failure_reason = coalesce(?, failure_reason), stripe_payment_id = ?, updated_at = now() where id = ?`,
-          [target, reason, intent.id, payment.id],
-        );
+        const failureReason = target === PaymentStatus.FAILED ? (intent.last_payment_error?.message ?? 'payment failed') : null;
+        await payments.applyProviderState(payment.id, { status: target, intentId: intent.id, failureReason });
         outcome = 'transitioned';
       }
-      if (payment) tags = paymentWriteTags({ id: payment.id, userId: payment.user_id, stripePaymentIds: [payment.stripe_payment_id, intent.id] });
+      if (payment) tags = paymentWriteTags({ id: payment.id, userId: payment.user.id, stripePaymentIds: [payment.stripePaymentId, intent.id] });
     } else if (event.type === 'charge.refunded') {
       const charge = event.data.object as Stripe.Charge;
       const intentId = typeof charge.payment_intent === 'string' ? charge.payment_intent : charge.payment_intent?.id;
       payment = intentId ? await lockPayment(tx, intentId, charge.metadata?.paymentId) : null;
-      if (!payment) outcome = 'unknown_payment_intent';
+      if (!payment || !intentId) outcome = 'unknown_payment_intent';
       else {
         // Refund totals only grow: a late event with a smaller total changes nothing.
-        const refunded = Math.min(payment.amount, Math.max(payment.amount_refunded, charge.amount_refunded));
+        const refunded = Math.min(payment.amount, Math.max(payment.amountRefunded, charge.amount_refunded));
         const full = charge.refunded || refunded >= payment.amount;
         // A refund implies the charge succeeded, whatever order the events came in.
         const status = full
           ? canTransition(payment.status, PaymentStatus.REFUNDED) ? PaymentStatus.REFUNDED : payment.status
           : canTransition(payment.status, PaymentStatus.COMPLETED) ? PaymentStatus.COMPLETED : payment.status;
-        await queryRows(
-          tx,
-          `update payments set amount_refunded = ?, status = ?, stripe_payment_id = coalesce(stripe_payment_id, ?), updated_at = now() where id = ?`,
-          [full ? payment.amount : refunded, status, intentId, payment.id],
-        );
+        await payments.applyProviderState(payment.id, { status, intentId, amountRefunded: full ? payment.amount : refunded });
         outcome = full && status === PaymentStatus.REFUNDED ? 'transitioned' : 'refund_recorded';
-        tags = paymentWriteTags({ id: payment.id, userId: payment.user_id, stripePaymentIds: [payment.stripe_payment_id, intentId] });
+        tags = paymentWriteTags({ id: payment.id, userId: payment.user.id, stripePaymentIds: [payment.stripePaymentId, intentId] });
       }
     }
 
-    await queryRows(tx, `update stripe_events set outcome = ?, payment_id = ?, processed_at = now() where id = ?`, [
-      outcome,
-      payment?.id ?? null,
-      event.id,
-    ]);
+    await events.recordOutcome(event.id, outcome, payment?.id ?? null);
     return { outcome, tags };
   });
 }

@@ -9,7 +9,6 @@ import { ConflictError, ForbiddenError, NotFoundError } from '../../core/errors.
 import type { Viewer } from '../auth/auth.js';
 
 export const userHelper = new QueryHelper(User, ['email', 'name', 'createdAt']);
-const paymentHelper = new QueryHelper(Payment, ['createdAt', 'amount']);
 
 function emailTaken(email: string): ConflictError {
   return new ConflictError(`a user with email ${email} already exists`);
@@ -60,7 +59,7 @@ export const userService = {
     const conflict = () => new ConflictError('the user has payments and cannot be deleted');
     try {
       return await inTransaction(em, async (tx) => {
-        if ((await paymentHelper.count(tx, { user: id })) > 0) throw conflict();
+        if ((await tx.getRepository(Payment).countUserPayments(id)) > 0) throw conflict();
         const deleted = await userHelper.delete(tx, id);
         if (!deleted) throw new NotFoundError('User');
         return true;
