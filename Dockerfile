@@ -11,6 +11,7 @@ RUN npm run build
 # Runtime: production dependencies and the compiled code only, as the unprivileged `node` user.
 FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
     PORT=4000
 WORKDIR /app
 COPY package.json package-lock.json ./

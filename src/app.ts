@@ -15,8 +15,8 @@ import { buildAppSchema } from './schema.js';
 import { initORM } from './db/orm.js';
 import type { StatementTotals } from './core/sql-stats.js';
 import { formatClientError } from './core/errors.js';
-import { armorProtection, maxTokensPlugin, paginationCostPlugin } from './core/security.js';
-import { createMetrics, type PoolStats } from './core/metrics.js';
+import { armorProtection, paginationCostPlugin } from './core/security.js';
+import { createMetrics, registerMetricsRoute, type PoolStats } from './core/metrics.js';
 import { registerHealthRoutes } from './core/health.js';
 import { jitGateway } from './core/jit-executor.js';
 import { cachePolicyPlugin, debugStatsPlugin, errorResponsePlugin, nPlusOnePlugin, operationLogPlugin } from './core/apollo-plugins.js';
@@ -146,12 +146,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     ApolloServerPluginInlineTraceDisabled(),
     ApolloServerPluginUsageReportingDisabled(),
     ...(armor.plugins as ApolloServerPlugin<Context>[]),
-    maxTokensPlugin(config.graphql.maxTokens),
     paginationCostPlugin(config.graphql.maxCost),
     cachePolicyPlugin(),
     operationLogPlugin(fastify.log),
     metrics.plugin,
-    nPlusOnePlugin(config.nPlusOne.mode, fastify.log),
+    nPlusOnePlugin(config.nPlusOne.mode, fastify.log, { exposeShapes: !config.isProduction }),
     errorResponsePlugin(),
   ];
   if (config.debugSql) plugins.push(debugStatsPlugin());
@@ -160,6 +159,9 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     ...(config.graphql.executor === 'jit' ? { gateway: jitGateway(schema) } : { schema }),
     plugins,
     validationRules: armor.validationRules,
+    // graphql-js counts tokens while parsing and stops past the limit: a 400 GRAPHQL_PARSE_FAILED
+    // ("Document contains more that N tokens"), before a large document costs more than its lexing.
+    parseOptions: { maxTokens: config.graphql.maxTokens },
     introspection: config.graphql.introspection,
     csrfPrevention: true,
     allowBatchedHttpRequests: config.graphql.batchMax > 0,
@@ -190,12 +192,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   });
   let draining = false;
   registerHealthRoutes(fastify, { orm, cache, isDraining: () => draining });
-  fastify.get('/metrics', async (request, reply) => {
-    if (config.metricsToken && request.headers.authorization !== `Bearer ${config.metricsToken}`) {
-      return reply.code(401).send({ error: 'metrics need Authorization: Bearer <METRICS_TOKEN>' });
-    }
-    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
-  });
+  registerMetricsRoute(fastify, metrics.registry, config.metrics);
   await registerStripeWebhook(fastify, { orm, webhookSecret: config.stripe.webhookSecret, invalidate });
 
   return {

@@ -10,7 +10,7 @@ const postgresUrl = z
 
 const variables = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
-  HOST: z.string().min(1).default('0.0.0.0'),
+  HOST: z.string().min(1).optional(),
   PORT: z.coerce.number().int().min(0).max(65535).default(4000),
   DATABASE_URL: postgresUrl.optional(),
   DATA_DIR: z.string().min(1).default('.data'),
@@ -23,6 +23,7 @@ const variables = z.object({
   N_PLUS_ONE: z.enum(['off', 'warn', 'error']).default('warn'),
   N_PLUS_ONE_THRESHOLD: z.coerce.number().int().min(1).max(1000).default(5),
   METRICS_TOKEN: z.string().min(16, { message: 'must be at least 16 characters' }).optional(),
+  METRICS_PUBLIC: booleanFromEnv.optional(),
   GRAPHQL_INTROSPECTION: booleanFromEnv.optional(),
   GRAPHQL_MAX_DEPTH: z.coerce.number().int().min(1).max(100).default(8),
   GRAPHQL_MAX_COST: z.coerce.number().int().min(1).default(20_000),
@@ -61,6 +62,13 @@ const envSchema = variables.superRefine((env, ctx) => {
   if (env.NODE_ENV === 'production' && !env.DATABASE_URL) {
     ctx.addIssue({ code: 'custom', path: ['DATABASE_URL'], message: 'is required in production (the embedded PostgreSQL is for development)' });
   }
+  if (env.NODE_ENV === 'production' && !env.METRICS_TOKEN && env.METRICS_PUBLIC !== true) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['METRICS_TOKEN'],
+      message: 'is required in production (/metrics needs it), unless METRICS_PUBLIC=true serves /metrics to anyone who can reach it',
+    });
+  }
   if (env.JWT_SECRET !== undefined && env.JWT_SECRET.length < 32) {
     ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'must be at least 32 characters' });
   }
@@ -90,8 +98,11 @@ export interface Config {
   };
   /** Same SQL shape more than `threshold` times in one request: log (`warn`) or fail the request (`error`). */
   readonly nPlusOne: { readonly mode: 'off' | 'warn' | 'error'; readonly threshold: number };
-  /** When set, GET /metrics needs `Authorization: Bearer <token>`. */
-  readonly metricsToken: string | undefined;
+  /**
+   * GET /metrics: with `token`, it needs `Authorization: Bearer <token>`; without, it is open only when
+   * `public` (METRICS_PUBLIC=true) or outside production (config refuses a production start otherwise).
+   */
+  readonly metrics: { readonly token: string | undefined; readonly public: boolean };
   readonly graphql: {
     /** Off in production unless GRAPHQL_INTROSPECTION=true. */
     readonly introspection: boolean;
@@ -152,7 +163,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return Object.freeze({
     env: e.NODE_ENV,
     isProduction: e.NODE_ENV === 'production',
-    host: e.HOST,
+    // Development prints an admin token and returns SQL texts: only this machine may reach it by default.
+    host: e.HOST ?? (e.NODE_ENV === 'production' ? '0.0.0.0' : '127.0.0.1'),
     port: e.PORT,
     databaseUrl: e.DATABASE_URL,
     dataDir: e.DATA_DIR,
@@ -163,7 +175,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     db: Object.freeze({ statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS, connectTimeoutMs: e.DB_CONNECT_TIMEOUT_MS }),
     nPlusOne: Object.freeze({ mode: e.N_PLUS_ONE, threshold: e.N_PLUS_ONE_THRESHOLD }),
-    metricsToken: e.METRICS_TOKEN,
+    metrics: Object.freeze({ token: e.METRICS_TOKEN, public: e.METRICS_PUBLIC ?? e.NODE_ENV !== 'production' }),
     graphql: Object.freeze({
       introspection: e.GRAPHQL_INTROSPECTION ?? e.NODE_ENV !== 'production',
       maxDepth: e.GRAPHQL_MAX_DEPTH,

@@ -5,6 +5,7 @@
 import { loadConfigOrExit, type Config } from './config.js';
 import { createApp } from './app.js';
 import { resolveDatabase } from './db/database.js';
+import { EmbeddedPostgresBusyError } from './db/embedded.js';
 import { seedDemoData } from './db/seeders/demo.seeder.js';
 import { developmentJwtSecret } from './modules/auth/auth.js';
 import { demoAccounts, tokenForEmail } from './modules/auth/tokens.js';
@@ -86,6 +87,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  console.error('[paygraph] failed to start:', err);
+  // What the user can act on is one line; anything unexpected keeps its stack.
+  if (err instanceof EmbeddedPostgresBusyError) console.error(`[paygraph] cannot start: ${err.message}`);
+  else console.error('[paygraph] failed to start:', err);
   process.exit(1);
 });

@@ -83,7 +83,11 @@ export function operationLogPlugin(log: FastifyBaseLogger): ApolloServerPlugin<R
  * naming the shape and the GraphQL path, and in `error` mode a failed request (N_PLUS_ONE_DETECTED,
  * HTTP 500), which is how the test suite turns any N+1 regression into a failing test.
  */
-export function nPlusOnePlugin(mode: 'off' | 'warn' | 'error', log: FastifyBaseLogger): ApolloServerPlugin<RequestScope> {
+export function nPlusOnePlugin(
+  mode: 'off' | 'warn' | 'error',
+  log: FastifyBaseLogger,
+  options: { /** SQL shapes in the response (never in production: they are internals; the log keeps them). */ exposeShapes: boolean },
+): ApolloServerPlugin<RequestScope> {
   return {
     async requestDidStart() {
       if (mode === 'off') return {};
@@ -98,10 +102,12 @@ export function nPlusOnePlugin(mode: 'off' | 'warn' | 'error', log: FastifyBaseL
           response.body.singleResult = {
             data: null,
             errors: [
-              {
-                message: `N+1 query detected: "${first!.shape}" ran ${first!.count} times${first!.path ? ` at ${first!.path}` : ''}`,
-                extensions: { code: 'N_PLUS_ONE_DETECTED', repeated },
-              },
+              options.exposeShapes
+                ? {
+                    message: `N+1 query detected: "${first!.shape}" ran ${first!.count} times${first!.path ? ` at ${first!.path}` : ''}`,
+                    extensions: { code: 'N_PLUS_ONE_DETECTED', repeated },
+                  }
+                : { message: 'N+1 query detected', extensions: { code: 'N_PLUS_ONE_DETECTED', requestId: contextValue.requestId } },
             ],
             extensions: response.body.singleResult.extensions,
           };

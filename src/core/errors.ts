@@ -95,6 +95,7 @@ export function formatClientError(formatted: GraphQLFormattedError, error: unkno
   if (isDatabaseUnavailable(error)) {
     return {
       message: 'The database is unavailable; retry shortly',
+      ...(formatted.locations ? { locations: formatted.locations } : {}),
       ...(formatted.path ? { path: formatted.path } : {}),
       extensions: { code: 'SERVICE_UNAVAILABLE' },
     };
@@ -126,5 +127,11 @@ export function maskError(formatted: GraphQLFormattedError, isProduction: boolea
     const { stacktrace: _stack, ...extensions } = formatted.extensions ?? {};
     return { ...formatted, extensions };
   }
-  return { message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } };
+  // Where it happened is the client's own query, not an internal: keep it.
+  return {
+    message: 'Internal server error',
+    ...(formatted.locations ? { locations: formatted.locations } : {}),
+    ...(formatted.path ? { path: formatted.path } : {}),
+    extensions: { code: 'INTERNAL_SERVER_ERROR' },
+  };
 }

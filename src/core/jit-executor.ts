@@ -30,7 +30,8 @@ export function jitGateway(schema: GraphQLSchema): GatewayInterface {
   const executor: GatewayExecutor = async (requestContext) => {
     if (!requestContext.operation) {
       // Apollo answers OPERATION_RESOLUTION_FAILURE (400) with this error, as graphql-js words it.
-      const name = requestContext.operationName;
+      // The request's name: Apollo leaves `operationName` unset when it resolved no operation.
+      const name = requestContext.request.operationName;
       return { errors: [new GraphQLError(name ? `Unknown operation named "${name}".` : 'Must provide operation name if query contains multiple operations.')] };
     }
     const key = `${requestContext.queryHash}:${requestContext.operationName ?? ''}`;

@@ -1,4 +1,6 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { ApolloServerPlugin } from '@apollo/server';
+import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { RequestScope } from './request-scope.js';
 import type { LayerStats } from './cache/index.js';
@@ -105,4 +107,29 @@ export function createMetrics(sources: { cacheTotals: () => LayerStats | null; p
   };
 
   return { registry, plugin };
+}
+
+const digest = (text: string) => createHash('sha256').update(text).digest();
+
+/**
+ * `GET /metrics`. With a token it needs `Authorization: Bearer <token>`, compared in constant time
+ * (digests of equal length, so neither content nor length leaks through timing). Without one it is
+ * served only when `public` says so (METRICS_PUBLIC=true, or outside production): fail closed.
+ */
+export function registerMetricsRoute(
+  fastify: FastifyInstance,
+  registry: Registry,
+  access: { token: string | undefined; public: boolean },
+): void {
+  const expected = access.token ? digest(`Bearer ${access.token}`) : null;
+  fastify.get('/metrics', async (request, reply) => {
+    if (expected) {
+      if (!timingSafeEqual(digest(String(request.headers.authorization ?? '')), expected)) {
+        return reply.code(401).send({ error: 'metrics need Authorization: Bearer <METRICS_TOKEN>' });
+      }
+    } else if (!access.public) {
+      return reply.code(403).send({ error: 'metrics are not public: set METRICS_TOKEN (or METRICS_PUBLIC=true)' });
+    }
+    return reply.type(registry.contentType).send(await registry.metrics());
+  });
 }

@@ -1,5 +1,4 @@
 import { ApolloArmor } from '@escape.tech/graphql-armor';
-import { MaxTokensParserWLexer } from '@escape.tech/graphql-armor-max-tokens';
 import type { ApolloServerPlugin } from '@apollo/server';
 import {
   getNamedType,
@@ -25,7 +24,8 @@ export function armorProtection(config: Config) {
   const armor = new ApolloArmor({
     maxDepth: { n: config.graphql.maxDepth, flattenFragments: true },
     maxAliases: { n: config.graphql.maxAliases },
-    // Applied by `maxTokensPlugin` below, which lets ordinary syntax errors through to Apollo.
+    // Applied by graphql-js's own parser (Apollo's `parseOptions.maxTokens`, see app.ts): Armor's
+    // plugin throws from a hook, which Apollo answers as an internal error (500).
     maxTokens: { enabled: false },
     maxDirectives: { n: config.graphql.maxDirectives },
     // Armor's cost estimate knows nothing of list sizes (Q1, 100 users x 10 payments, scores 45,000
@@ -104,32 +104,6 @@ export function paginationCostPlugin<T extends object>(maxCost: number): ApolloS
             throw new GraphQLError(`Query is too expensive: cost ${cost} is over the limit of ${maxCost} (lists count as many times as their "first")`, {
               extensions: { code: 'GRAPHQL_VALIDATION_FAILED', cost, maxCost, http: { status: 400 } },
             });
-          }
-        },
-      };
-    },
-  };
-}
-
-/**
- * GraphQL Armor's token limit, applied while parsing. Armor's own Apollo plugin also turns an ordinary
- * syntax error into a 500; here only the limit is ours to report (400), and any other parse error is
- * left for Apollo to answer as GRAPHQL_PARSE_FAILED.
- */
-export function maxTokensPlugin<T extends object>(maxTokens: number): ApolloServerPlugin<T> {
-  return {
-    async requestDidStart() {
-      return {
-        async parsingDidStart({ source }) {
-          if (source === undefined) return;
-          try {
-            new MaxTokensParserWLexer(source, { n: maxTokens }).parseDocument();
-          } catch (err) {
-            if (err instanceof GraphQLError && /Token limit/.test(err.message)) {
-              throw new GraphQLError(`Token limit of ${maxTokens} exceeded`, {
-                extensions: { code: 'GRAPHQL_VALIDATION_FAILED', http: { status: 400 } },
-              });
-            }
           }
         },
       };

@@ -1,21 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import type { Config } from '../config.js';
-import { embeddedInfoFile, startEmbeddedPostgres } from './embedded.js';
+import { embeddedInfoFile, isAlive, startEmbeddedPostgres } from './embedded.js';
 
 export interface ResolvedDatabase {
   url: string;
   /** True when this process started an embedded server (and `release` stops it). */
   embedded: boolean;
   release(): Promise<void>;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**

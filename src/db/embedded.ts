@@ -44,6 +44,33 @@ async function reachableByOthers(dir: string): Promise<boolean> {
   }
 }
 
+/** Another process runs a server on this data directory: what to tell the user, in one line. */
+export class EmbeddedPostgresBusyError extends Error {
+  override name = 'EmbeddedPostgresBusyError';
+}
+
+/** Whether a process with this PID exists (one we may not signal counts). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * The PID of a PostgreSQL server running on `clusterDir`, from its `postmaster.pid`, if that process is
+ * alive and (where /proc tells) a postgres; null for no file or a stale one left by a crash.
+ */
+async function runningPostmaster(clusterDir: string): Promise<number | null> {
+  const text = await readFile(path.join(clusterDir, 'postmaster.pid'), 'utf8').catch(() => null);
+  const pid = Number(text?.split('\n')[0]);
+  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return null;
+  const name = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => null);
+  return name === null || name.trim().startsWith('postgres') ? pid : null;
+}
+
 /** Where an embedded server info file is kept while it runs (read by `npm run token`). */
 export function embeddedInfoFile(dataDir: string): string {
   return path.join(dataDir, 'embedded-postgres.json');
@@ -88,6 +115,15 @@ export async function startEmbeddedPostgres(options: {
     await rm(clusterDir, { recursive: true, force: true });
     password = randomBytes(18).toString('base64url');
     await writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
+  }
+
+  const holder = initialised ? await runningPostmaster(clusterDir) : null;
+  if (holder !== null) {
+    const info = await readFile(embeddedInfoFile(path.resolve(options.dataDir)), 'utf8').then((t) => JSON.parse(t) as { pid?: number }, () => null);
+    const owner = info?.pid && isAlive(info.pid) ? ` for paygraph process ${info.pid}` : '';
+    throw new EmbeddedPostgresBusyError(
+      `another server holds ${clusterDir} (PostgreSQL PID ${holder}${owner}): stop that \`npm start\` first, or give this one its own DATA_DIR or a DATABASE_URL`,
+    );
   }
 
   const port = options.port ?? (await freePort());

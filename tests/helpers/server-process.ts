@@ -26,7 +26,8 @@ export async function startServer(
   { until, timeoutMs = 90_000 }: { until?: (output: string) => boolean; timeoutMs?: number } = {},
 ): Promise<ServerProcess> {
   const start: string = JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')).scripts.start;
-  const [command, ...args] = start.split(' ');
+  // `exec` makes the shell npm runs the script in become node, so signals sent to npm reach the server.
+  const [command, ...args] = start.replace(/^exec /, '').split(' ');
   if (command !== 'node') throw new Error(`the start script must run node directly, not ${command}`);
   const child = spawn(process.execPath, args, { cwd: projectRoot, env });
   let output = '';

@@ -24,6 +24,7 @@ describe('graceful shutdown', () => {
     server = await startServer({
       ...process.env,
       NODE_ENV: 'production',
+      METRICS_PUBLIC: 'true',
       DATABASE_URL: db.url,
       JWT_SECRET: TEST_JWT_SECRET,
       HOST: '127.0.0.1',

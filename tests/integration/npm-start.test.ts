@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -32,6 +32,20 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<{
   });
 }
 
+/** The local addresses (hex, as /proc/net/tcp writes them) of sockets listening on this port. */
+async function listeningAddresses(port: number): Promise<string[]> {
+  const table = await readFile('/proc/net/tcp', 'utf8');
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  return table
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((cols) => cols[1]?.endsWith(`:${hexPort}`) && cols[3] === '0A')
+    .map((cols) => cols[1]!.split(':')[0]!);
+}
+
+const leftoverPostgres = async (env: NodeJS.ProcessEnv) => (await run('pgrep', ['-f', path.join(dataDir, 'postgres')], env)).stdout.trim();
+
 afterAll(async () => {
   await server?.stop('SIGKILL');
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
@@ -40,8 +54,10 @@ afterAll(async () => {
 describe('npm start on a machine with nothing configured', () => {
   it('serves the API on embedded PostgreSQL, prints working tokens, and stops cleanly on SIGTERM', { timeout: 180_000 }, async () => {
     dataDir = await mkdtemp(path.join(tmpdir(), 'paygraph-start-'));
-    const env = cleanEnv({ DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1' });
+    // No HOST: development listens on loopback only (it prints an admin token and returns SQL texts).
+    const env = cleanEnv({ DATA_DIR: dataDir, PORT: '0' });
     server = await startServer(env, { timeoutMs: 150_000, until: (output) => output.includes('npm run token') });
+    expect(await listeningAddresses(Number(new URL(server.url).port))).toEqual(['0100007F']);
     const adminToken = /admin admin@paygraph\.dev -> Authorization: Bearer (\S+)/.exec(server.output())?.[1];
     expect(adminToken, server.output()).toBeDefined();
     const url = server.url;
@@ -65,11 +81,40 @@ describe('npm start on a machine with nothing configured', () => {
     expect(meBody.data.me.email).toBe('user2@paygraph.dev');
     expect(meBody.data.paymentHistory.nodes).toHaveLength(3);
 
+    // A second `npm start` on the same data directory says in one line who holds it, and exits 1.
+    const second = await run(process.execPath, ['--import', 'tsx', 'src/main.ts'], env);
+    expect(second.code).toBe(1);
+    const lines = (second.stdout + second.stderr).trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`^\\[paygraph\\] cannot start: another server holds \\S+postgres \\(PostgreSQL PID \\d+ for paygraph process ${server.child.pid}\\): stop that`));
+
     expect(await server.stop('SIGTERM')).toBe(0);
     expect(server.output()).toMatch(/SIGTERM: draining/);
     // The embedded server is gone with it: its info file is removed on stop.
     expect(existsSync(path.join(dataDir, 'embedded-postgres.json'))).toBe(false);
-    const leftover = await run('pgrep', ['-f', path.join(dataDir, 'postgres')], env);
-    expect(leftover.stdout.trim()).toBe('');
+    expect(await leftoverPostgres(env)).toBe('');
+  });
+
+  it('stops the server and its embedded PostgreSQL when a process manager sends SIGTERM to npm itself', { timeout: 180_000 }, async () => {
+    const env = cleanEnv({ DATA_DIR: dataDir, PORT: '0' });
+    const npm = spawn('npm', ['start'], { cwd: root, env });
+    let output = '';
+    npm.stdout.on('data', (c) => (output += c));
+    npm.stderr.on('data', (c) => (output += c));
+    const exited = new Promise<number | null>((resolve) => npm.on('exit', (code) => resolve(code)));
+    for (let i = 0; i < 1200 && !/ready at http:\/\/localhost:(\d+)/.test(output); i++) await new Promise((r) => setTimeout(r, 100));
+    const port = Number(/ready at http:\/\/localhost:(\d+)/.exec(output)?.[1]);
+    expect(port, output).toBeGreaterThan(0);
+    expect(await leftoverPostgres(env)).not.toBe('');
+
+    npm.kill('SIGTERM');
+    await exited;
+    // The server drained and stopped its PostgreSQL: nothing listens, nothing is left.
+    for (let i = 0; i < 100 && ((await listeningAddresses(port)).length > 0 || (await leftoverPostgres(env)) !== ''); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(output).toMatch(/SIGTERM: draining/);
+    expect(await listeningAddresses(port)).toEqual([]);
+    expect(await leftoverPostgres(env)).toBe('');
   });
 });

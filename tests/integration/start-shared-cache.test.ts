@@ -37,6 +37,7 @@ describe.skipIf(!redisUrl)('a server seeding a fresh database with a shared Redi
       server = await startServer({
         ...process.env,
         NODE_ENV: 'production',
+        METRICS_PUBLIC: 'true',
         DATABASE_URL: db.url,
         JWT_SECRET: TEST_JWT_SECRET,
         REDIS_URL: redisUrl,

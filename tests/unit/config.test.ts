@@ -19,9 +19,27 @@ describe('loadConfig', () => {
   });
 
   it('accepts production with a long secret, and keeps SQL debug off there', () => {
-    const c = loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32), DATABASE_URL: 'postgresql://db/app' });
+    const c = loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32), DATABASE_URL: 'postgresql://db/app', METRICS_TOKEN: 't'.repeat(16) });
     expect(c.isProduction).toBe(true);
     expect(c.debugSql).toBe(false);
+  });
+
+  it('refuses production with /metrics open unless METRICS_PUBLIC=true says so, naming METRICS_TOKEN', () => {
+    const production = { NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32), DATABASE_URL: 'postgresql://db/app' };
+    expect(() => loadConfig(production)).toThrow(/METRICS_TOKEN: is required in production .*METRICS_PUBLIC=true/);
+    expect(() => loadConfig({ ...production, METRICS_PUBLIC: 'false' })).toThrow(/METRICS_TOKEN:/);
+    expect(loadConfig({ ...production, METRICS_PUBLIC: 'true' }).metrics).toEqual({ token: undefined, public: true });
+    expect(loadConfig({ ...production, METRICS_TOKEN: 't'.repeat(16) }).metrics).toEqual({ token: 't'.repeat(16), public: false });
+    expect(loadConfig({}).metrics).toEqual({ token: undefined, public: true });
+  });
+
+  it('listens on loopback in development and on every interface in production, unless HOST says otherwise', () => {
+    expect(loadConfig({}).host).toBe('127.0.0.1');
+    expect(loadConfig({ NODE_ENV: 'test' }).host).toBe('127.0.0.1');
+    expect(loadConfig({ HOST: '0.0.0.0' }).host).toBe('0.0.0.0');
+    const production = { NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32), DATABASE_URL: 'postgresql://db/app', METRICS_PUBLIC: 'true' };
+    expect(loadConfig(production).host).toBe('0.0.0.0');
+    expect(loadConfig({ ...production, HOST: '10.1.2.3' }).host).toBe('10.1.2.3');
   });
 
   it.each([

@@ -53,8 +53,10 @@ describe('pgArray', () => {
 
 describe('maskError', () => {
   const internal = { message: 'select * from users failed: relation does not exist', extensions: { code: 'INTERNAL_SERVER_ERROR', stacktrace: ['at x'] } };
-  it('hides internal errors in production', () => {
+  it('hides internal errors in production, keeping where in the query they happened', () => {
     expect(maskError(internal, true)).toEqual({ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+    const located = { ...internal, path: ['me', 'x'], locations: [{ line: 1, column: 8 }] };
+    expect(maskError(located, true)).toEqual({ message: 'Internal server error', path: ['me', 'x'], locations: [{ line: 1, column: 8 }], extensions: { code: 'INTERNAL_SERVER_ERROR' } });
   });
   it('passes coded user errors through in production, without a stack', () => {
     const user = { message: 'User not found', path: ['user'], extensions: { code: 'NOT_FOUND', stacktrace: ['at y'] } };

@@ -14,6 +14,7 @@ const dockerfile = readFileSync(path.join(root, 'Dockerfile'), 'utf8');
 function expand(value: string): string {
   return value.replace(/\$\{(\w+)(?::([?-])([^}]*))?\}/g, (_m, name: string, kind: string, rest: string) => {
     if (name === 'JWT_SECRET') return 'x'.repeat(48);
+    if (name === 'METRICS_TOKEN') return 'm'.repeat(24);
     return kind === '-' ? rest : '';
   });
 }
@@ -36,8 +37,11 @@ describe('docker-compose.yml', () => {
     for (const name of Object.keys(env)) expect(CONFIG_VARIABLES).toContain(name);
     const config = loadConfig(env);
     expect(config).toMatchObject({ isProduction: true, port: 4000, redisUrl: 'redis://redis:6379' });
-    // JWT_SECRET must come from the operator: compose refuses to start without it.
+    // JWT_SECRET and METRICS_TOKEN must come from the operator: compose refuses to start without them.
     expect(app.environment.JWT_SECRET).toMatch(/^\$\{JWT_SECRET:\?/);
+    expect(app.environment.METRICS_TOKEN).toMatch(/^\$\{METRICS_TOKEN:\?/);
+    expect(config.metrics).toEqual({ token: 'm'.repeat(24), public: false });
+    expect(config.host).toBe('0.0.0.0');
   });
 
   it('wires the app to the postgres and redis services by name, with their credentials', () => {
