@@ -22,6 +22,7 @@ import { jitGateway } from './core/jit-executor.js';
 import { cachePolicyPlugin, debugStatsPlugin, errorResponsePlugin, nPlusOnePlugin, operationLogPlugin } from './core/apollo-plugins.js';
 import { CacheService } from './core/cache/index.js';
 import { createStripeClient } from './modules/payment/stripe.client.js';
+import { createPaymentService } from './modules/payment/payment.service.js';
 import { registerStripeWebhook } from './modules/payment/webhook.route.js';
 import { secretKey, TokenVerifier } from './modules/auth/auth.js';
 
@@ -177,6 +178,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     nPlusOneThreshold: config.nPlusOne.mode === 'off' ? 0 : config.nPlusOne.threshold,
     cache,
     stripe,
+    payments: createPaymentService(),
   };
   fastify.addHook('preHandler', async (request, reply) => {
     // Apollo has no size limit for batched (array) requests: refuse large ones before any work.

@@ -5,6 +5,7 @@ import type { TokenVerifier, Viewer } from './modules/auth/auth.js';
 import { bindQueryCache, QueryCache, type CacheService } from './core/cache/index.js';
 import type { RequestScope } from './core/request-scope.js';
 import type { StripeClient } from './modules/payment/stripe.client.js';
+import type { PaymentService } from './modules/payment/payment.service.js';
 
 /** Everything a resolver may use; made fresh for every GraphQL request by `buildContext`. */
 export interface Context extends RequestScope {
@@ -22,6 +23,8 @@ export interface Context extends RequestScope {
   cache: QueryCache;
   /** The Stripe SDK client; null when STRIPE_SECRET_KEY is unset (payment writes then refuse). */
   stripe: StripeClient | null;
+  /** This app instance's payment writes (shared by its requests: one completion in flight per key). */
+  payments: PaymentService;
 }
 
 export interface ContextDeps {
@@ -34,6 +37,7 @@ export interface ContextDeps {
   /** The shared query cache; null when CACHE_ENABLED=false. */
   cache: CacheService | null;
   stripe: StripeClient | null;
+  payments: PaymentService;
 }
 
 /** `Cache-Control: no-cache` (or `no-store`) from the client: read everything fresh. */
@@ -54,5 +58,5 @@ export async function buildContext(
   const em = deps.orm.em.fork({ loggerContext: { [SQL_STATS_KEY]: sql, requestId } });
   const cache = new QueryCache(deps.cache, { enabled: !wantsFreshData(headers['cache-control']) });
   bindQueryCache(em, cache);
-  return { requestId, em, viewer, loaders: createLoaders(em, cache), sql, cache, stripe: deps.stripe };
+  return { requestId, em, viewer, loaders: createLoaders(em, cache), sql, cache, stripe: deps.stripe, payments: deps.payments };
 }

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import Stripe from 'stripe';
 import { createTestApp, type TestApp } from '../helpers/test-app.js';
+import { createApp } from '../../src/app.js';
 import { DOUBLE_SECRET_KEY, signedEvent, StripeDouble, WEBHOOK_SECRET } from '../helpers/stripe-double.js';
 
 let stripe: StripeDouble;
@@ -104,6 +105,43 @@ describe('createPayment', () => {
     expect(stripe.intentCreations.length - before).toBe(1);
   });
 
+  it('returns the same payment for the same key sent 10 times concurrently to two app instances: one row, one PaymentIntent', async () => {
+    // A second instance on the same database: its in-flight completions are its own, so only the
+    // database's unique (user, key) and Stripe's Idempotency-Key can make the two agree.
+    const other = await createApp(t.config);
+    try {
+      const key = newKey();
+      const intentsBefore = stripe.intents.size;
+      const requestsBefore = stripe.intentCreations.length;
+      const token = user2;
+      const viaOther = async () => {
+        const res = await other.fastify.inject({
+          method: 'POST',
+          url: '/graphql',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+          payload: JSON.stringify({ query: CREATE, variables: { input: { amount: 2500, currency: 'usd', idempotencyKey: key } } }),
+        });
+        return res.json() as { data: { createPayment: { payment: { id: string }; clientSecret: string } } };
+      };
+      const results = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? create(token, { idempotencyKey: key }).then((r) => r.body as never) : viaOther())),
+      );
+      const ids = new Set(results.map((r) => (r as Awaited<ReturnType<typeof viaOther>>).data.createPayment.payment.id));
+      const secrets = new Set(results.map((r) => (r as Awaited<ReturnType<typeof viaOther>>).data.createPayment.clientSecret));
+      expect(ids.size).toBe(1);
+      expect(secrets.size).toBe(1);
+      expect(await t.sql('select id from payments where idempotency_key = ?', [key])).toHaveLength(1);
+      // Each instance asked Stripe at most once, both with the key derived from the one row's id.
+      const sent = stripe.intentCreations.slice(requestsBefore);
+      expect(sent.length).toBeGreaterThanOrEqual(1);
+      expect(sent.length).toBeLessThanOrEqual(2);
+      expect(new Set(sent.map((r) => r.idempotencyKey))).toEqual(new Set([`payment:${[...ids][0]}`]));
+      expect(stripe.intents.size - intentsBefore).toBe(1);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('refuses the same key with other parameters (CONFLICT)', async () => {
     const key = newKey();
     await create(user2, { idempotencyKey: key, amount: 100 });
@@ -184,14 +222,15 @@ describe('createPayment', () => {
 });
 
 describe('the webhook', () => {
-  async function completedPayment(token = user2, amount = 5000): Promise<{ id: string; intent: string }> {
+  /** A PENDING payment whose PaymentIntent exists (what createPayment leaves): the webhook takes it from there. */
+  async function pendingPaymentWithIntent(token = user2, amount = 5000): Promise<{ id: string; intent: string }> {
     const r = await create(token, { amount });
     const { id, stripePaymentId } = r.body.data!.createPayment.payment;
     return { id, intent: stripePaymentId };
   }
 
   it('applies one event delivered 3 times in a row once', async () => {
-    const { id, intent } = await completedPayment();
+    const { id, intent } = await pendingPaymentWithIntent();
     const event = intentEvent('payment_intent.succeeded', intent);
     const outcomes = [];
     for (let i = 0; i < 3; i++) outcomes.push((await deliver(event)).body.outcome);
@@ -201,7 +240,7 @@ describe('the webhook', () => {
   });
 
   it('applies one event delivered 10 times concurrently once', async () => {
-    const { intent } = await completedPayment();
+    const { intent } = await pendingPaymentWithIntent();
     const event = intentEvent('payment_intent.succeeded', intent);
     const results = await Promise.all(Array.from({ length: 10 }, () => deliver(event)));
     expect(results.every((r) => r.status === 200)).toBe(true);
@@ -211,7 +250,7 @@ describe('the webhook', () => {
   });
 
   it('ends REFUNDED when the refund arrives before the success, and the late success changes nothing', async () => {
-    const { id, intent } = await completedPayment(user2, 3000);
+    const { id, intent } = await pendingPaymentWithIntent(user2, 3000);
     expect((await deliver(refundEvent(intent, 3000, 3000))).body.outcome).toBe('transitioned');
     expect((await deliver(intentEvent('payment_intent.succeeded', intent))).body.outcome).toBe('ignored_transition');
     expect((await deliver(intentEvent('payment_intent.payment_failed', intent))).body.outcome).toBe('ignored_transition');
@@ -220,7 +259,7 @@ describe('the webhook', () => {
   });
 
   it('never moves COMPLETED back to PENDING or FAILED; records partial refunds, then a full one', async () => {
-    const { id, intent } = await completedPayment(user2, 4000);
+    const { id, intent } = await pendingPaymentWithIntent(user2, 4000);
     await deliver(intentEvent('payment_intent.succeeded', intent));
     expect((await deliver(intentEvent('payment_intent.payment_failed', intent, { last_payment_error: { message: 'late' } }))).body.outcome).toBe('ignored_transition');
     expect((await deliver(refundEvent(intent, 4000, 1000))).body.outcome).toBe('refund_recorded');
@@ -234,7 +273,7 @@ describe('the webhook', () => {
   });
 
   it('records a payment_failed reason', async () => {
-    const { id, intent } = await completedPayment();
+    const { id, intent } = await pendingPaymentWithIntent();
     await deliver(intentEvent('payment_intent.payment_failed', intent, { last_payment_error: { message: 'Insufficient funds.' } }));
     const r = await t.gql(`{ payment(id: "${id}") { status failureReason } }`, { token: admin });
     expect(r.body.data!.payment).toEqual({ status: 'FAILED', failureReason: 'Insufficient funds.' });
@@ -256,7 +295,7 @@ describe('the webhook', () => {
   });
 
   it('invalidates cached reads of the payment it changes', async () => {
-    const { id, intent } = await completedPayment();
+    const { id, intent } = await pendingPaymentWithIntent();
     const read = () => t.gql(`{ payment(id: "${id}") { status } }`, { token: admin });
     await read();
     expect((await read()).statements).toBe(0);
@@ -268,7 +307,7 @@ describe('the webhook', () => {
   describe('rejects with 400 and writes nothing', () => {
     let intent: string;
     beforeAll(async () => {
-      intent = (await completedPayment()).intent;
+      intent = (await pendingPaymentWithIntent()).intent;
     });
     const cases: [string, () => { payload: string; signature?: string }][] = [
       ['a missing signature', () => ({ payload: intentEvent('payment_intent.succeeded', intent).payload })],

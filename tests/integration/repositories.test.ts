@@ -12,6 +12,8 @@ import { QueryHelper } from '../../src/core/query-helpers.js';
 let t: TestApp;
 beforeAll(async () => {
   t = await createTestApp({ seed: { users: 6, paymentsPerUser: 7 } });
+  // An inactive user among the rows the isActive reads see (the seeder deactivates only ids divisible by 10).
+  await t.sql('update users set is_active = false where id = 4');
 });
 afterAll(async () => t?.close());
 
@@ -39,7 +41,7 @@ describe('UserRepository', () => {
   it('getActiveUsersWithPayments pages active users, each with payments, in one statement', async () => {
     const { em, stats } = counted();
     const users = await em.getRepository(User).getActiveUsersWithPayments(1, 3);
-    expect(users.map((u) => u.id)).toEqual([2, 3, 4]);
+    expect(users.map((u) => u.id)).toEqual([2, 3, 5]);
     for (const u of users) {
       expect(u.isActive).toBe(true);
       expect(u.payments.getItems()).toHaveLength(7);
@@ -133,8 +135,9 @@ describe('QueryHelper', () => {
     expect((await userHelper.getByFilter(em, { email: 'user5@paygraph.dev' }))!.id).toBe(5);
     expect((await userHelper.getAll(em, { skip: 2, limit: 2 })).map((u) => u.id)).toEqual([3, 4]);
     const byEmailDesc = await userHelper.getAllByFilter(em, { isActive: true }, { sortBy: 'email', sortOrder: 'desc', limit: 3 });
-    expect(byEmailDesc.map((u) => u.email)).toEqual(['user6@paygraph.dev', 'user5@paygraph.dev', 'user4@paygraph.dev']);
-    expect(await userHelper.count(em, { isActive: true })).toBe(6);
+    expect(byEmailDesc.map((u) => u.email)).toEqual(['user6@paygraph.dev', 'user5@paygraph.dev', 'user3@paygraph.dev']);
+    expect(await userHelper.count(em, { isActive: true })).toBe(5);
+    expect(await userHelper.count(em, { isActive: false })).toBe(1);
   });
 
   it('refuses sorting by a field that is not whitelisted, and out-of-range paging', async () => {

@@ -11,7 +11,7 @@ import { TrackResolverPath } from '../../core/resolver-path.js';
 import { Connection } from '../../core/connection.js';
 import { BadUserInputError, NotFoundError } from '../../core/errors.js';
 import { CreatePaymentInput, CreatePaymentPayload } from './payment.inputs.js';
-import { paymentService, type CreatePaymentResult, type PaymentDeps } from './payment.service.js';
+import type { CreatePaymentResult, PaymentDeps } from './payment.service.js';
 import { cacheTags } from '../../core/cache/index.js';
 import { assertPageSize, decodePaymentCursor, DEFAULT_PAGE_SIZE, encodePaymentCursor, parseId } from '../../core/pagination.js';
 
@@ -102,13 +102,13 @@ export class PaymentResolver {
   })
   async createPayment(@Arg('input', () => CreatePaymentInput) input: CreatePaymentInput, @Ctx() ctx: Context): Promise<CreatePaymentResult> {
     const viewer = requireViewer(ctx.viewer);
-    return paymentService.createPayment(paymentDeps(ctx), viewer, input);
+    return ctx.payments.createPayment(paymentDeps(ctx), viewer, input);
   }
 
   @Mutation(() => PaymentType, { description: "Owner or ADMIN; PENDING only. The final CANCELED status arrives with Stripe's webhook." })
   async cancelPayment(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<PaymentRow> {
     const viewer = requireViewer(ctx.viewer);
-    return paymentService.cancelPayment(paymentDeps(ctx), viewer, parseId(id));
+    return ctx.payments.cancelPayment(paymentDeps(ctx), viewer, parseId(id));
   }
 
   @Mutation(() => PaymentType, {
@@ -124,7 +124,7 @@ export class PaymentResolver {
     if (idempotencyKey != null && (idempotencyKey.length < 8 || idempotencyKey.length > 255)) {
       throw new BadUserInputError('idempotencyKey must be 8 to 255 characters', { argumentName: 'idempotencyKey' });
     }
-    return paymentService.refundPayment(paymentDeps(ctx), parseId(id), amount ?? null, idempotencyKey ?? null);
+    return ctx.payments.refundPayment(paymentDeps(ctx), parseId(id), amount ?? null, idempotencyKey ?? null);
   }
 
   @FieldResolver(() => UserType)

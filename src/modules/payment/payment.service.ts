@@ -55,93 +55,97 @@ function answer(deps: PaymentDeps, payment: Payment): PaymentRow {
   return paymentEntityToRow(payment);
 }
 
-/** Concurrent createPayment calls for one (user, key) in this process share one completion. */
-const inFlight = new Map<string, Promise<CreatePaymentResult>>();
-
 /**
  * Payment writes through Stripe. The database row is written first and committed, so nothing the
  * client asked for is ever lost: if Stripe fails or the process dies after that, a retry with the same
  * idempotency key finds the row and completes it, and Stripe's own Idempotency-Key (`payment:<id>`)
  * makes sure that at most one PaymentIntent exists for it. Final statuses come from the webhook.
  */
-export const paymentService = {
-  async createPayment(deps: PaymentDeps, viewer: Viewer, input: CreatePaymentInput): Promise<CreatePaymentResult> {
-    const stripe = requireStripe(deps.stripe);
-    const currency = input.currency.toLowerCase();
-    const description = input.description ?? null;
-    const repo = payments(deps);
-    const { id, inserted } = await repo.insertPendingOnce({ userId: viewer.id, amount: input.amount, currency, description, idempotencyKey: input.idempotencyKey });
-    if (!inserted) {
-      const existing = (await repo.getPaymentWithUser(id))!;
-      if (existing.amount !== input.amount || existing.currency !== currency || (existing.description ?? null) !== description) {
-        throw new ConflictError('idempotencyKey was already used for a payment with other parameters');
+export function createPaymentService() {
+  /** Concurrent createPayment calls for one (user, key) on this app instance share one completion. */
+  const inFlight = new Map<string, Promise<CreatePaymentResult>>();
+  return {
+    async createPayment(deps: PaymentDeps, viewer: Viewer, input: CreatePaymentInput): Promise<CreatePaymentResult> {
+      const stripe = requireStripe(deps.stripe);
+      const currency = input.currency.toLowerCase();
+      const description = input.description ?? null;
+      const repo = payments(deps);
+      const { id, inserted } = await repo.insertPendingOnce({ userId: viewer.id, amount: input.amount, currency, description, idempotencyKey: input.idempotencyKey });
+      if (!inserted) {
+        const existing = (await repo.getPaymentWithUser(id))!;
+        if (existing.amount !== input.amount || existing.currency !== currency || (existing.description ?? null) !== description) {
+          throw new ConflictError('idempotencyKey was already used for a payment with other parameters');
+        }
+      } else {
+        await deps.invalidate(paymentWriteTags({ id, userId: viewer.id, stripePaymentIds: [] }));
       }
-    } else {
-      await deps.invalidate(paymentWriteTags({ id, userId: viewer.id, stripePaymentIds: [] }));
-    }
 
-    const flightKey = `${viewer.id}:${input.idempotencyKey}`;
-    let flight = inFlight.get(flightKey);
-    if (!flight) {
-      flight = completeIntent(deps, stripe, id).finally(() => inFlight.delete(flightKey));
-      inFlight.set(flightKey, flight);
-    }
-    return flight;
-  },
+      const flightKey = `${viewer.id}:${input.idempotencyKey}`;
+      let flight = inFlight.get(flightKey);
+      if (!flight) {
+        flight = completeIntent(deps, stripe, id).finally(() => inFlight.delete(flightKey));
+        inFlight.set(flightKey, flight);
+      }
+      return flight;
+    },
 
-  /** Owner or ADMIN, PENDING only. Stripe's `payment_intent.canceled` webhook makes it CANCELED. */
-  async cancelPayment(deps: PaymentDeps, viewer: Viewer, id: number): Promise<PaymentRow> {
-    const stripe = requireStripe(deps.stripe);
-    const payment = await payments(deps).getPaymentWithUser(id);
-    if (!payment || !canSeeUser(viewer, payment.user.id)) throw new NotFoundError('Payment');
-    if (payment.status !== PaymentStatus.PENDING) {
-      throw new ConflictError(`only a PENDING payment can be canceled; this one is ${payment.status}`);
-    }
-    const intentId = payment.stripePaymentId;
-    if (!intentId) {
-      // Stripe never heard of it: cancel here, unless a concurrent retry just created its intent.
-      if (!(await payments(deps).cancelUnlinked(id))) return this.cancelPayment(deps, viewer, id);
-      await deps.invalidate(paymentWriteTags({ id, userId: payment.user.id, stripePaymentIds: [] }));
-      return paymentNow(deps, id);
-    }
-    try {
-      await stripe.paymentIntents.cancel(intentId, {}, { idempotencyKey: `cancel:${id}` });
-    } catch (err) {
-      if (err instanceof Stripe.errors.StripeInvalidRequestError) throw new ConflictError(`Stripe refused to cancel: ${err.message}`);
-      throw new PaymentProviderUnavailableError('The payment provider is unavailable; retry the cancelation');
-    }
-    return answer(deps, payment);
-  },
+    /** Owner or ADMIN, PENDING only. Stripe's `payment_intent.canceled` webhook makes it CANCELED. */
+    async cancelPayment(deps: PaymentDeps, viewer: Viewer, id: number): Promise<PaymentRow> {
+      const stripe = requireStripe(deps.stripe);
+      const payment = await payments(deps).getPaymentWithUser(id);
+      if (!payment || !canSeeUser(viewer, payment.user.id)) throw new NotFoundError('Payment');
+      if (payment.status !== PaymentStatus.PENDING) {
+        throw new ConflictError(`only a PENDING payment can be canceled; this one is ${payment.status}`);
+      }
+      const intentId = payment.stripePaymentId;
+      if (!intentId) {
+        // Stripe never heard of it: cancel here, unless a concurrent retry just created its intent.
+        if (!(await payments(deps).cancelUnlinked(id))) return this.cancelPayment(deps, viewer, id);
+        await deps.invalidate(paymentWriteTags({ id, userId: payment.user.id, stripePaymentIds: [] }));
+        return paymentNow(deps, id);
+      }
+      try {
+        await stripe.paymentIntents.cancel(intentId, {}, { idempotencyKey: `cancel:${id}` });
+      } catch (err) {
+        if (err instanceof Stripe.errors.StripeInvalidRequestError) throw new ConflictError(`Stripe refused to cancel: ${err.message}`);
+        throw new PaymentProviderUnavailableError('The payment provider is unavailable; retry the cancelation');
+      }
+      return answer(deps, payment);
+    },
 
-  /**
-   * ADMIN, COMPLETED only; `amount` defaults to what is left to refund. Stripe's `charge.refunded`
-   * webhook records it. The Idempotency-Key is the caller's, or is derived from the payment's state, so
-   * a retried request never refunds twice.
-   */
-  async refundPayment(deps: PaymentDeps, id: number, amount: number | null, idempotencyKey: string | null): Promise<PaymentRow> {
-    const stripe = requireStripe(deps.stripe);
-    const payment = await payments(deps).getPaymentWithUser(id);
-    if (!payment) throw new NotFoundError('Payment');
-    if (payment.status !== PaymentStatus.COMPLETED) {
-      throw new ConflictError(`only a COMPLETED payment can be refunded; this one is ${payment.status}`);
-    }
-    const refundable = payment.amount - payment.amountRefunded;
-    const refund = amount ?? refundable;
-    if (!Number.isInteger(refund) || refund < 1 || refund > refundable) {
-      throw new BadUserInputError(`amount must be an integer from 1 to ${refundable} (what is left to refund)`, { argumentName: 'amount' });
-    }
-    const intentId = payment.stripePaymentId;
-    if (!intentId) throw new ConflictError('the payment has no Stripe PaymentIntent to refund');
-    const key = idempotencyKey ? `refund:${id}:${idempotencyKey}` : `refund:${id}:${payment.amountRefunded}:${refund}`;
-    try {
-      await stripe.refunds.create({ payment_intent: intentId, amount: refund, metadata: { paymentId: String(id) } }, { idempotencyKey: key });
-    } catch (err) {
-      if (err instanceof Stripe.errors.StripeInvalidRequestError) throw new ConflictError(`Stripe refused the refund: ${err.message}`);
-      throw new PaymentProviderUnavailableError('The payment provider is unavailable; retry the refund (it will not be made twice)');
-    }
-    return answer(deps, payment);
-  },
-};
+    /**
+     * ADMIN, COMPLETED only; `amount` defaults to what is left to refund. Stripe's `charge.refunded`
+     * webhook records it. The Idempotency-Key is the caller's, or is derived from the payment's state, so
+     * a retried request never refunds twice.
+     */
+    async refundPayment(deps: PaymentDeps, id: number, amount: number | null, idempotencyKey: string | null): Promise<PaymentRow> {
+      const stripe = requireStripe(deps.stripe);
+      const payment = await payments(deps).getPaymentWithUser(id);
+      if (!payment) throw new NotFoundError('Payment');
+      if (payment.status !== PaymentStatus.COMPLETED) {
+        throw new ConflictError(`only a COMPLETED payment can be refunded; this one is ${payment.status}`);
+      }
+      const refundable = payment.amount - payment.amountRefunded;
+      const refund = amount ?? refundable;
+      if (!Number.isInteger(refund) || refund < 1 || refund > refundable) {
+        throw new BadUserInputError(`amount must be an integer from 1 to ${refundable} (what is left to refund)`, { argumentName: 'amount' });
+      }
+      const intentId = payment.stripePaymentId;
+      if (!intentId) throw new ConflictError('the payment has no Stripe PaymentIntent to refund');
+      const key = idempotencyKey ? `refund:${id}:${idempotencyKey}` : `refund:${id}:${payment.amountRefunded}:${refund}`;
+      try {
+        await stripe.refunds.create({ payment_intent: intentId, amount: refund, metadata: { paymentId: String(id) } }, { idempotencyKey: key });
+      } catch (err) {
+        if (err instanceof Stripe.errors.StripeInvalidRequestError) throw new ConflictError(`Stripe refused the refund: ${err.message}`);
+        throw new PaymentProviderUnavailableError('The payment provider is unavailable; retry the refund (it will not be made twice)');
+      }
+      return answer(deps, payment);
+    },
+  };
+}
+
+/** Payment writes of one app instance (its in-flight completions are its own). */
+export type PaymentService = ReturnType<typeof createPaymentService>;
 
 /** Creates (or finds again) the PaymentIntent of a committed PENDING payment. */
 async function completeIntent(deps: PaymentDeps, stripe: StripeClient, id: number): Promise<CreatePaymentResult> {
