@@ -21,6 +21,11 @@ export const resolvers: NonEmptyArray<Function> = [UserResolver, PaymentResolver
  * field resolvers call this same function.
  */
 export function validateArgument(value: unknown): void | Promise<void> {
+  // Scalars and enums (every argument of the per-parent field resolvers): no allocation, no promise.
+  if (value === null || typeof value !== 'object') {
+    if (typeof value === 'string' && value.includes('\u0000')) assertNoNulByte(value);
+    return;
+  }
   assertNoNulByte(value);
   const values = Array.isArray(value) ? value : [value];
   const objects = values.filter((v) => v !== null && typeof v === 'object' && v.constructor !== Object);
