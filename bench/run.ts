@@ -191,6 +191,13 @@ function body(scenario: Scenario, i: number): string {
   return JSON.stringify({ operationName: scenario.name, query: scenario.query, variables: scenario.variables(i) });
 }
 
+/** The first `count` user ids after the admin that the seed leaves active (it deactivates ids divisible by 10). */
+function activeUserIds(count: number): number[] {
+  const ids: number[] = [];
+  for (let id = 2; ids.length < count; id++) if (id % 10 !== 0) ids.push(id);
+  return ids;
+}
+
 function tokenFor(scenario: Scenario, tokens: Tokens, i: number): string {
   return scenario.token === 'admin' ? tokens.admin : tokens.users[i % tokens.users.length]!;
 }
@@ -324,7 +331,8 @@ async function main(): Promise<void> {
     const key = secretKey(JWT_SECRET);
     const tokens: Tokens = {
       admin: await signToken(key, { id: 1, role: Role.ADMIN }, 3600),
-      users: await Promise.all(Array.from({ length: TOKEN_USERS }, (_, n) => signToken(key, { id: 2 + n, role: Role.USER }, 3600))),
+      // Active users only: the seed deactivates every tenth, and a deactivated user's token is refused.
+      users: await Promise.all(activeUserIds(TOKEN_USERS).map((id) => signToken(key, { id, role: Role.USER }, 3600))),
     };
 
     const results: Result[] = [];

@@ -23,6 +23,7 @@ import { cachePolicyPlugin, debugStatsPlugin, errorResponsePlugin, nPlusOnePlugi
 import { CacheService } from './core/cache/index.js';
 import { createStripeClient } from './modules/payment/stripe.client.js';
 import { createPaymentService } from './modules/payment/payment.service.js';
+import { createReconciler, type Reconciler } from './modules/reconciliation/reconciler.js';
 import { registerStripeWebhook } from './modules/payment/webhook.route.js';
 import { secretKey, TokenVerifier } from './modules/auth/auth.js';
 
@@ -53,8 +54,13 @@ export interface App {
   orm: MikroORM;
   /** Every statement the ORM logged since start, attributed to a request or not. */
   sqlTotals: StatementTotals;
-  /** The shared query cache; null when CACHE_ENABLED=false. */
-  cache: CacheService | null;
+  /**
+   * The shared cache store: query results when CACHE_ENABLED, and always the viewer's current state
+   * and the invalidations of writes (memory, or Redis with REDIS_URL).
+   */
+  cache: CacheService;
+  /** Settles payments whose webhook never came; null without Stripe. Runs every RECONCILE_INTERVAL_SECONDS. */
+  reconciler: Reconciler | null;
   /** From now on /readyz answers 503 (draining), while requests are still served. */
   beginDrain(): void;
   /** Stops the HTTP server (draining in-flight operations) and closes the database pool. */
@@ -120,23 +126,21 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     return reply.code(status).send({ errors: [{ message: error.message, extensions: { code: 'BAD_REQUEST' } }] });
   });
 
-  const cache = config.cache.enabled
-    ? CacheService.create({
-        redisUrl: config.redisUrl,
-        namespace: config.cache.namespace,
-        defaultTtlSeconds: config.cache.ttlSeconds,
-        timeoutMs: config.cache.timeoutMs,
-        onError: (message, error) => fastify.log.warn({ err: error }, message),
-      })
-    : null;
-  if (cache && !(await cache.ready())) fastify.log.warn('query cache store (Redis) not reachable at start; reading from PostgreSQL until it is');
+  const cache = CacheService.create({
+    redisUrl: config.redisUrl,
+    namespace: config.cache.namespace,
+    defaultTtlSeconds: config.cache.ttlSeconds,
+    timeoutMs: config.cache.timeoutMs,
+    onError: (message, error) => fastify.log.warn({ err: error }, message),
+  });
+  if (!(await cache.ready())) fastify.log.warn('cache store (Redis) not reachable at start; reading from PostgreSQL until it is');
   const stripe = createStripeClient(config.stripe);
   const invalidate = async (tags: string[]) => {
-    await cache?.invalidate(tags);
+    await cache.invalidate(tags);
   };
 
   const metrics = createMetrics({
-    cacheTotals: () => cache?.totals ?? null,
+    cacheTotals: () => cache.totals,
     pool: () => poolStats(orm, config.dbPoolMax),
   });
   const armor = armorProtection(config);
@@ -177,6 +181,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     keepSqlTexts: config.debugSql,
     nPlusOneThreshold: config.nPlusOne.mode === 'off' ? 0 : config.nPlusOne.threshold,
     cache,
+    queryCacheEnabled: config.cache.enabled,
     stripe,
     payments: createPaymentService(),
   };
@@ -196,6 +201,18 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   registerHealthRoutes(fastify, { orm, cache, isDraining: () => draining });
   registerMetricsRoute(fastify, metrics.registry, config.metrics);
   await registerStripeWebhook(fastify, { orm, webhookSecret: config.stripe.webhookSecret, invalidate });
+  const reconciler = stripe
+    ? createReconciler({
+        orm,
+        stripe,
+        invalidate,
+        afterSeconds: config.reconcile.afterSeconds,
+        batchSize: config.reconcile.batchSize,
+        minCallIntervalMs: config.reconcile.minCallIntervalMs,
+        log: fastify.log,
+      })
+    : null;
+  reconciler?.start(config.reconcile.intervalSeconds);
 
   return {
     fastify,
@@ -203,6 +220,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     orm,
     sqlTotals: totals,
     cache,
+    reconciler,
     beginDrain() {
       draining = true;
     },
@@ -210,13 +228,14 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       // Apollo's drain (fastifyApolloDrainPlugin) closes Fastify: no new connections, in-flight
       // operations finish, then the pool. Node closes the keep-alive sockets that are idle when the
       // close starts; those busy then turn idle after their response, so keep closing idle ones.
+      await reconciler?.stop();
       const reaper = setInterval(() => fastify.server.closeIdleConnections(), 50);
       try {
         await apollo.stop();
       } finally {
         clearInterval(reaper);
       }
-      await cache?.close();
+      await cache.close();
       await orm.close(true);
     },
   };

@@ -43,6 +43,10 @@ const variables = z.object({
   STRIPE_API_BASE: z.url({ message: 'must be a URL such as http://127.0.0.1:12111' }).optional(),
   STRIPE_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
   STRIPE_MAX_NETWORK_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
+  RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(300),
+  RECONCILE_AFTER_SECONDS: z.coerce.number().int().min(0).max(30 * 86_400).default(600),
+  RECONCILE_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(100),
+  RECONCILE_MIN_CALL_INTERVAL_MS: z.coerce.number().int().min(0).max(60_000).default(50),
   CACHE_NAMESPACE: z.string().regex(/^[\w.-]{1,64}$/, { message: 'must be 1-64 letters, digits, _ . -' }).default('paygraph'),
   SEED_DEMO: booleanFromEnv.optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -130,6 +134,15 @@ export interface Config {
     readonly timeoutMs: number;
     readonly maxNetworkRetries: number;
   };
+  /** Settling payments whose webhook never came (see src/modules/reconciliation). */
+  readonly reconcile: {
+    /** Seconds between in-process runs; 0: no in-process job (`npm run reconcile` still works). */
+    readonly intervalSeconds: number;
+    /** A payment is asked about once unsettled (or its refund in flight) this long. */
+    readonly afterSeconds: number;
+    readonly batchSize: number;
+    readonly minCallIntervalMs: number;
+  };
   readonly cache: {
     readonly enabled: boolean;
     readonly ttlSeconds: number;
@@ -194,6 +207,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       apiBase: e.STRIPE_API_BASE,
       timeoutMs: e.STRIPE_TIMEOUT_MS,
       maxNetworkRetries: e.STRIPE_MAX_NETWORK_RETRIES,
+    }),
+    reconcile: Object.freeze({
+      intervalSeconds: e.RECONCILE_INTERVAL_SECONDS,
+      afterSeconds: e.RECONCILE_AFTER_SECONDS,
+      batchSize: e.RECONCILE_BATCH_SIZE,
+      minCallIntervalMs: e.RECONCILE_MIN_CALL_INTERVAL_MS,
     }),
     cache: Object.freeze({
       enabled: e.CACHE_ENABLED,

@@ -2,6 +2,7 @@ import type { MikroORM, SqlEntityManager } from '@mikro-orm/postgresql';
 import { createLoaders, type Loaders } from './loaders.js';
 import { SQL_STATS_KEY, SqlStats } from './core/sql-stats.js';
 import type { TokenVerifier, Viewer } from './modules/auth/auth.js';
+import { currentViewer } from './modules/auth/viewer.js';
 import { bindQueryCache, QueryCache, type CacheService } from './core/cache/index.js';
 import type { RequestScope } from './core/request-scope.js';
 import type { StripeClient } from './modules/payment/stripe.client.js';
@@ -13,7 +14,7 @@ export interface Context extends RequestScope {
   requestId: string;
   /** This request's own fork: its identity map and logger context belong to this request only. */
   em: SqlEntityManager;
-  /** From the bearer token; null when the request carries none. Costs no SQL. */
+  /** From the bearer token, checked against the user as it is now (see `currentViewer`); null without a token. */
   viewer: Viewer | null;
   /** Per-request DataLoaders over `em`: batching and memoisation live and die with the request. */
   loaders: Loaders;
@@ -34,8 +35,10 @@ export interface ContextDeps {
   keepSqlTexts: boolean;
   /** Count statement shapes and note those repeated more often than this; 0 is off. */
   nPlusOneThreshold: number;
-  /** The shared query cache; null when CACHE_ENABLED=false. */
-  cache: CacheService | null;
+  /** The shared cache store (query results when `queryCacheEnabled`, and always the viewer's state). */
+  cache: CacheService;
+  /** CACHE_ENABLED: query results go through the cache. */
+  queryCacheEnabled: boolean;
   stripe: StripeClient | null;
   payments: PaymentService;
 }
@@ -53,10 +56,18 @@ export async function buildContext(
   headers: Record<string, string | string[] | undefined>,
 ): Promise<Context> {
   const authorization = headers.authorization;
-  const viewer = await deps.tokens.viewerFromAuthorization(Array.isArray(authorization) ? authorization[0] : authorization);
+  const claims = await deps.tokens.viewerFromAuthorization(Array.isArray(authorization) ? authorization[0] : authorization);
   const sql = new SqlStats({ keepTexts: deps.keepSqlTexts, nPlusOneThreshold: deps.nPlusOneThreshold });
   const em = deps.orm.em.fork({ loggerContext: { [SQL_STATS_KEY]: sql, requestId } });
-  const cache = new QueryCache(deps.cache, { enabled: !wantsFreshData(headers['cache-control']) });
+  const fresh = wantsFreshData(headers['cache-control']);
+  const cache = new QueryCache(deps.cache, { enabled: deps.queryCacheEnabled && !fresh });
   bindQueryCache(em, cache);
-  return { requestId, em, viewer, loaders: createLoaders(em, cache), sql, cache, stripe: deps.stripe, payments: deps.payments };
+  const loaders = createLoaders(em, cache);
+  let viewer: Viewer | null = null;
+  if (claims) {
+    const current = await currentViewer(claims, em, deps.cache, { fresh });
+    viewer = current.viewer;
+    loaders.primeUsers([current.row]);
+  }
+  return { requestId, em, viewer, loaders, sql, cache, stripe: deps.stripe, payments: deps.payments };
 }

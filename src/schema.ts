@@ -4,6 +4,7 @@ import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphq
 import { validate } from 'class-validator';
 import { UserResolver } from './modules/user/user.resolver.js';
 import { PaymentResolver } from './modules/payment/payment.resolver.js';
+import { AuditResolver } from './modules/audit/audit.resolver.js';
 import { BadUserInputError } from './core/errors.js';
 import { requireViewer } from './modules/auth/auth.js';
 import { Role } from './modules/user/user.entity.js';
@@ -12,7 +13,7 @@ import { useLeanFieldResolvers } from './core/lean-resolvers.js';
 import { notePath, TrackResolverPath } from './core/resolver-path.js';
 import type { Context } from './context.js';
 
-export const resolvers: NonEmptyArray<Function> = [UserResolver, PaymentResolver];
+export const resolvers: NonEmptyArray<Function> = [UserResolver, PaymentResolver, AuditResolver];
 
 /**
  * The schema's validateFn, for every argument: no NUL characters anywhere, and input objects with

@@ -48,3 +48,12 @@ export function epochMs(column: string, alias: string): string {
   return `(extract(epoch from ${column}) * 1000)::float8 as "${alias}"`;
 }
 
+/**
+ * `pg_try_advisory_xact_lock`: true when this transaction now holds the lock named by `key`, false when
+ * another does. Transaction-scoped, so it ends with the transaction, also behind a transaction-mode
+ * pooler (a session-level lock would outlive its transaction on a pooled connection).
+ */
+export async function tryAdvisoryXactLock(tx: SqlEntityManager, key: number): Promise<boolean> {
+  const [row] = await queryRows<{ locked: boolean }>(tx, 'select pg_try_advisory_xact_lock(?) as locked', [key]);
+  return row?.locked === true;
+}

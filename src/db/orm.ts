@@ -3,6 +3,7 @@ import { Migrator } from '@mikro-orm/migrations';
 import { User } from '../modules/user/user.entity.js';
 import { Payment } from '../modules/payment/payment.entity.js';
 import { StripeEvent } from '../modules/payment/stripe-event.entity.js';
+import { AuditLogEntry } from '../modules/audit/audit.entity.js';
 import { StatementTotals, StatsLogger } from '../core/sql-stats.js';
 import { migrationsList } from './migrations/index.js';
 
@@ -23,7 +24,7 @@ export interface OrmSettings {
 export function ormOptions(settings: OrmSettings, totals = new StatementTotals()): Options {
   return {
     clientUrl: settings.databaseUrl,
-    entities: [User, Payment, StripeEvent],
+    entities: [User, Payment, StripeEvent, AuditLogEntry],
     // Every decorator states its type, so discovery needs no emitted metadata (tsx emits none).
     discovery: { requireEntitiesArray: true },
     extensions: [Migrator],

@@ -66,13 +66,14 @@ describe('a bad token fails the whole request with 401', () => {
 });
 
 describe('a USER', () => {
-  it('resolves the viewer from the token without SQL', async () => {
-    const r = await t.gql('{ __typename }', { token: user2 });
-    expect(r.body.data).toEqual({ __typename: 'Query' });
-    expect(r.statements).toBe(0);
-    const me = await t.gql('{ me { id email role } }', { token: user2 });
-    expect(me.body.data!.me).toEqual({ id: '2', email: 'user2@paygraph.dev', role: 'USER' });
+  it('resolves the viewer with at most 1 statement, and `me` reuses that row', async () => {
+    const viewer = await t.userToken(3);
+    const me = await t.gql('{ me { id email role } }', { token: viewer });
+    expect(me.body.data!.me).toEqual({ id: '3', email: 'user3@paygraph.dev', role: 'USER' });
     expect(me.statements).toBe(1);
+    const again = await t.gql('{ __typename }', { token: viewer });
+    expect(again.body.data).toEqual({ __typename: 'Query' });
+    expect(again.statements).toBe(0);
   });
 
   it('sees themself by id and by email', async () => {

@@ -40,6 +40,7 @@ describe('health, readiness and metrics', () => {
 
   it('exports operations by name and outcome, SQL statements per operation, cache, pool and process metrics', async () => {
     const token = await t.adminToken();
+    await t.gql('query Warm { __typename }', { token }); // the viewer's state is cached from here on
     await t.gql('query UsersPage { users(first: 2) { nodes { id paymentCount } } }', { token });
     await t.gql('query UsersPage { users(first: 2) { nodes { id paymentCount } } }', { token });
     await t.gql('query Forbidden { users { nodes { id } } }', { token: await t.userToken(2) });

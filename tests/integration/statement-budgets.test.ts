@@ -24,6 +24,18 @@ describe.each(SIZES)('statement budgets with $users users x $paymentsPerUser pay
   });
   afterAll(async () => t?.close());
 
+  // First, because every later request of these viewers finds their state in the shared cache.
+  it('resolving the viewer: 1 statement the first time (their row, checked active), then 0 from the shared cache', async () => {
+    for (const token of [admin, user2]) {
+      const cold = await t.gql('{ __typename }', { token });
+      expect(cold.body.data).toEqual({ __typename: 'Query' });
+      expect(cold.statements).toBe(1);
+      expect(cold.queries[0]).toMatch(/from users u where u\.id = any/);
+      const warm = await t.gql('{ __typename }', { token });
+      expect(warm.statements).toBe(0);
+    }
+  });
+
   it('users(first:100) with payments(first:10) and each payment.user: 2 statements', async () => {
     const r = await t.gql(
       '{ users(first: 100) { nodes { id email payments(first: 10) { nodes { id amount status user { email } } } } } }',

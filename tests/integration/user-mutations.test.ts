@@ -77,22 +77,46 @@ describe('updateUser', () => {
 describe('deleteUser', () => {
   const DELETE = 'mutation($id: ID!) { deleteUser(id: $id) }';
 
-  it('refuses with CONFLICT while the user has payments, and deletes nothing', async () => {
-    const before = await t.sql('select count(*)::int as u, (select count(*)::int from payments) as p from users');
-    const r = await t.gql(DELETE, { token: admin, variables: { id: '2' } });
-    expect(code(r)).toBe('CONFLICT');
-    expect(await t.sql('select count(*)::int as u, (select count(*)::int from payments) as p from users')).toEqual(before);
-  });
-
-  it('deletes a user without payments', async () => {
-    const created = await t.gql(CREATE, { token: admin, variables: { input: { email: 'gone@example.com', name: 'Gone' } } });
-    const id = created.body.data!.createUser.id;
-    expect((await t.gql(DELETE, { token: admin, variables: { id } })).body.data).toEqual({ deleteUser: true });
-    expect(await t.sql('select id from users where id = ?', [Number(id)])).toEqual([]);
-    expect(code(await t.gql(DELETE, { token: admin, variables: { id } }))).toBe('NOT_FOUND');
-  });
-
   it('is for ADMINs only', async () => {
-    expect(code(await t.gql(DELETE, { token: user2, variables: { id: '2' } }))).toBe('FORBIDDEN');
+    expect(code(await t.gql(DELETE, { token: user2, variables: { id: '3' } }))).toBe('FORBIDDEN');
+    expect(await t.sql('select deleted_at from users where id = 3')).toEqual([{ deleted_at: null }]);
+  });
+
+  it('soft-deletes a user with payments: gone from every read, their token refused, their payments kept and still showing them to ADMINs', async () => {
+    const token3 = await t.userToken(3);
+    expect((await t.gql('{ me { id } }', { token: token3 })).body.data).toEqual({ me: { id: '3' } });
+    const payments = await t.sql<{ id: number }>('select id from payments where user_id = 3 order by id');
+    expect(payments.length).toBeGreaterThan(0);
+
+    expect((await t.gql(DELETE, { token: admin, variables: { id: '3' } })).body.data).toEqual({ deleteUser: true });
+
+    // Gone for everyone, on every path.
+    expect((await t.gql('{ user(id: "3") { id } }', { token: admin })).body.data).toEqual({ user: null });
+    expect((await t.gql('{ userByEmail(email: "user3@paygraph.dev") { id } }', { token: admin })).body.data).toEqual({ userByEmail: null });
+    const listed = await t.gql('{ users(first: 100) { totalCount nodes { id } } }', { token: admin });
+    expect(listed.body.data!.users.nodes.map((n: { id: string }) => n.id)).not.toContain('3');
+    expect(listed.body.data!.users.totalCount).toBe(listed.body.data!.users.nodes.length);
+    // ADMINs can list deleted users when they ask.
+    const deleted = await t.gql('{ users(filter: { deleted: true }) { nodes { id deletedAt } } }', { token: admin });
+    expect(deleted.body.data!.users.nodes).toEqual([{ id: '3', deletedAt: expect.any(String) }]);
+
+    // Their token stops working at once.
+    const refused = await t.gql('{ me { id } }', { token: token3 });
+    expect(refused.status).toBe(401);
+    expect(refused.body.errors?.[0]).toMatchObject({ message: expect.stringMatching(/deactivated or deleted/), extensions: { code: 'UNAUTHENTICATED' } });
+
+    // Their payments stay, and an ADMIN still sees whose they were.
+    expect(await t.sql('select id from payments where user_id = 3 order by id')).toEqual(payments);
+    const history = await t.gql('{ payments(userId: "3", first: 100) { nodes { id user { id email deletedAt } } } }', { token: admin });
+    expect(history.body.errors).toBeUndefined();
+    expect(history.body.data!.payments.nodes).toHaveLength(payments.length);
+    for (const n of history.body.data!.payments.nodes) expect(n.user).toMatchObject({ id: '3', email: 'user3@paygraph.dev', deletedAt: expect.any(String) });
+
+    // Deleting again: it is gone.
+    expect(code(await t.gql(DELETE, { token: admin, variables: { id: '3' } }))).toBe('NOT_FOUND');
+    // The email may be registered again.
+    const again = await t.gql(CREATE, { token: admin, variables: { input: { email: 'user3@paygraph.dev', name: 'Again' } } });
+    expect(again.body.errors).toBeUndefined();
+    expect(again.body.data!.createUser.id).not.toBe('3');
   });
 });

@@ -4,6 +4,10 @@ import { PaymentRepository } from './payment.repository.js';
 
 export enum PaymentStatus {
   PENDING = 'PENDING',
+  /** Waiting for the customer: Stripe asks for an action (3-D Secure authentication, a redirect). */
+  REQUIRES_ACTION = 'REQUIRES_ACTION',
+  /** Waiting for the bank: the payment method was accepted and the charge is being processed. */
+  PROCESSING = 'PROCESSING',
   COMPLETED = 'COMPLETED',
   FAILED = 'FAILED',
   REFUNDED = 'REFUNDED',
@@ -26,9 +30,18 @@ export enum PaymentStatus {
   name: 'payments_status_created_at_index',
   expression: 'create index "payments_status_created_at_index" on "payments" ("status", "created_at" desc)',
 })
+// What reconciliation looks for: payments Stripe may still move on, and refunds still in flight.
+@Index({
+  name: 'payments_unsettled_index',
+  expression: `create index "payments_unsettled_index" on "payments" ("updated_at") where "status" in ('PENDING', 'REQUIRES_ACTION', 'PROCESSING') and "stripe_payment_id" is not null`,
+})
+@Index({
+  name: 'payments_refund_in_flight_index',
+  expression: 'create index "payments_refund_in_flight_index" on "payments" ("refund_requested_at") where "refund_requested_total" > "amount_refunded"',
+})
 export class Payment {
   [EntityRepositoryType]?: PaymentRepository;
-  [OptionalProps]?: 'status' | 'amountRefunded' | 'stripeAttempt' | 'createdAt' | 'updatedAt';
+  [OptionalProps]?: 'status' | 'amountRefunded' | 'stripeAttempt' | 'createdAt' | 'updatedAt' | 'refundRequestedTotal';
 
   @PrimaryKey({ type: 'integer', autoincrement: true })
   id!: number;
@@ -78,4 +91,21 @@ export class Payment {
 
   @Property({ type: 'datetime', length: 3, defaultRaw: 'now()', onUpdate: () => new Date() })
   updatedAt: Date = new Date();
+
+  /**
+   * The refunded total the refunds we asked Stripe for add up to (`refundPayment`); above
+   * `amountRefunded` while a refund is in flight, which reconciliation then settles.
+   */
+  @Property({ type: 'integer', default: 0 })
+  refundRequestedTotal: number = 0;
+
+  @Property({ type: 'datetime', length: 3, nullable: true })
+  refundRequestedAt?: Date | null;
+
+  /** The user who created it; who last changed it (null when Stripe or the reconciler did). */
+  @ManyToOne({ entity: () => User, ref: true, nullable: true, fieldName: 'created_by', deleteRule: 'set null' })
+  createdBy?: Ref<User> | null;
+
+  @ManyToOne({ entity: () => User, ref: true, nullable: true, fieldName: 'updated_by', deleteRule: 'set null' })
+  updatedBy?: Ref<User> | null;
 }

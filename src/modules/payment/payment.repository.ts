@@ -319,11 +319,11 @@ export class PaymentRepository extends EntityRepository<Payment> {
   async insertPendingOnce(data: NewPayment): Promise<{ id: number; inserted: boolean }> {
     const [inserted] = await queryRows<{ id: number }>(
       this.getEntityManager(),
-      `insert into payments (user_id, amount, currency, description, idempotency_key, status)
-       values (?, ?, ?, ?, ?, 'PENDING')
+      `insert into payments (user_id, amount, currency, description, idempotency_key, status, created_by, updated_by)
+       values (?, ?, ?, ?, ?, 'PENDING', ?, ?)
        on conflict (user_id, idempotency_key) do nothing
        returning id`,
-      [data.userId, data.amount, data.currency, data.description, data.idempotencyKey],
+      [data.userId, data.amount, data.currency, data.description, data.idempotencyKey, data.userId, data.userId],
     );
     if (inserted) return { id: inserted.id, inserted: true };
     const existing = await this.getPaymentByIdempotencyKey(data.userId, data.idempotencyKey);
@@ -332,11 +332,11 @@ export class PaymentRepository extends EntityRepository<Payment> {
   }
 
   /** PENDING -> CANCELED for a payment Stripe never heard of; false if it is no longer such a payment. */
-  async cancelUnlinked(id: number): Promise<boolean> {
+  async cancelUnlinked(id: number, actorId: number | null): Promise<boolean> {
     const rows = await queryRows(
       this.getEntityManager(),
-      `update payments set status = 'CANCELED', updated_at = now() where id = ? and status = 'PENDING' and stripe_payment_id is null returning id`,
-      [id],
+      `update payments set status = 'CANCELED', updated_by = ?, updated_at = now() where id = ? and status = 'PENDING' and stripe_payment_id is null returning id`,
+      [actorId, id],
     );
     return rows.length > 0;
   }
@@ -346,24 +346,32 @@ export class PaymentRepository extends EntityRepository<Payment> {
     await queryRows(this.getEntityManager(), 'update payments set stripe_attempt = stripe_attempt + 1 where id = ? and stripe_attempt = ?', [id, attempt]);
   }
 
-  /** PENDING -> FAILED with the provider's reason; nothing if it is no longer PENDING. */
-  async failPending(id: number, reason: string): Promise<void> {
-    await queryRows(
-      this.getEntityManager(),
-      `update payments set status = 'FAILED', failure_reason = ?, updated_at = now() where id = ? and status = 'PENDING'`,
-      [reason.slice(0, 1000), id],
-    );
-  }
-
-  /** Stores the PaymentIntent of a PENDING payment; false if it was canceled (or linked elsewhere) meanwhile. */
-  async linkIntent(id: number, intentId: string): Promise<boolean> {
+  /** PENDING -> FAILED with the provider's reason; false (nothing changed) if it is no longer PENDING. */
+  async failPending(id: number, reason: string, actorId: number | null): Promise<boolean> {
     const rows = await queryRows(
       this.getEntityManager(),
-      `update payments set stripe_payment_id = ?, updated_at = now()
-       where id = ? and status = 'PENDING' and (stripe_payment_id is null or stripe_payment_id = ?) returning id`,
-      [intentId, id, intentId],
+      `update payments set status = 'FAILED', failure_reason = ?, updated_by = ?, updated_at = now() where id = ? and status = 'PENDING' returning id`,
+      [reason.slice(0, 1000), actorId, id],
     );
     return rows.length > 0;
+  }
+
+  /**
+   * Stores the PaymentIntent of a PENDING payment: `linked` when this call stored it, `already` when
+   * the payment had it (a concurrent completion did), `refused` when it was canceled (or linked to
+   * another intent) meanwhile.
+   */
+  async linkIntent(id: number, intentId: string): Promise<'linked' | 'already' | 'refused'> {
+    const [row] = await queryRows<{ linked: boolean }>(
+      this.getEntityManager(),
+      `with stored as (
+         update payments set stripe_payment_id = ?, updated_at = now()
+         where id = ? and status = 'PENDING' and stripe_payment_id is null returning id)
+       select exists (select 1 from stored) as linked,
+              exists (select 1 from payments where id = ? and status = 'PENDING' and stripe_payment_id = ?) as already`,
+      [intentId, id, id, intentId],
+    );
+    return row?.linked ? 'linked' : (row as { already?: boolean } | undefined)?.already ? 'already' : 'refused';
   }
 
   /** Sets what a Stripe event decided for a payment locked in the current transaction. */
@@ -374,8 +382,50 @@ export class PaymentRepository extends EntityRepository<Payment> {
     await queryRows(
       this.getEntityManager(),
       `update payments set status = ?, failure_reason = coalesce(?, failure_reason), amount_refunded = coalesce(?, amount_refunded),
-       stripe_payment_id = coalesce(stripe_payment_id, ?), updated_at = now() where id = ?`,
+       stripe_payment_id = coalesce(stripe_payment_id, ?), updated_by = null, updated_at = now() where id = ?`,
       [state.status, state.failureReason ?? null, state.amountRefunded ?? null, state.intentId, id],
     );
+  }
+
+  /**
+   * Notes a refund asked of Stripe: the refunded total it brings the payment to (which only grows),
+   * kept until Stripe's webhook or reconciliation records it. Returns the total noted.
+   */
+  async noteRefundRequested(id: number, total: number, actorId: number | null): Promise<number> {
+    const [row] = await queryRows<{ total: number }>(
+      this.getEntityManager(),
+      `update payments set refund_requested_total = greatest(refund_requested_total, ?), refund_requested_at = now(), updated_by = ?, updated_at = now()
+       where id = ? returning refund_requested_total as total`,
+      [total, actorId, id],
+    );
+    return row?.total ?? total;
+  }
+
+  /** After reconciliation asked Stripe: what Stripe has is what was asked (a failed refund is not in flight). */
+  async settleRefundRequest(id: number): Promise<void> {
+    await queryRows(this.getEntityManager(), 'update payments set refund_requested_total = amount_refunded where id = ?', [id]);
+  }
+
+  /**
+   * What reconciliation asks Stripe about, oldest first, at most `limit`: payments with an intent still
+   * unsettled (PENDING, REQUIRES_ACTION, PROCESSING) unchanged for `olderThanSeconds`, and payments with
+   * a refund asked for that long ago and not yet recorded. Ids only; each is then locked on its own.
+   */
+  async findUnsettledIds(olderThanSeconds: number, limit: number): Promise<number[]> {
+    const rows = await queryRows<{ id: number }>(
+      this.getEntityManager(),
+      `select c.id from (
+         (select p.id, p.updated_at as since from payments p
+           where p.status in ('PENDING', 'REQUIRES_ACTION', 'PROCESSING') and p.stripe_payment_id is not null
+             and p.updated_at < now() - make_interval(secs => ?)
+           order by p.updated_at limit ?)
+         union all
+         (select p.id, p.refund_requested_at as since from payments p
+           where p.refund_requested_total > p.amount_refunded and p.refund_requested_at < now() - make_interval(secs => ?)
+           order by p.refund_requested_at limit ?)
+       ) c group by c.id order by min(c.since) limit ?`,
+      [olderThanSeconds, limit, olderThanSeconds, limit, limit],
+    );
+    return rows.map((r) => r.id);
   }
 }

@@ -13,6 +13,7 @@ import { BadUserInputError, NotFoundError } from '../../core/errors.js';
 import { CreatePaymentInput, CreatePaymentPayload } from './payment.inputs.js';
 import type { CreatePaymentResult, PaymentDeps } from './payment.service.js';
 import { cacheTags } from '../../core/cache/index.js';
+import { userActor } from '../audit/audit.js';
 import { assertPageSize, decodePaymentCursor, DEFAULT_PAGE_SIZE, encodePaymentCursor, parseId } from '../../core/pagination.js';
 
 /** A USER gets NOT_FOUND for anyone else's payment and for none at all alike; an ADMIN gets null. */
@@ -46,7 +47,13 @@ async function cachedPayment(
 }
 
 function paymentDeps(ctx: Context): PaymentDeps {
-  return { em: ctx.em, stripe: ctx.stripe, invalidate: (tags) => ctx.cache.invalidate(tags), primeUser: (user) => ctx.loaders.primeUsers([user]) };
+  return {
+    em: ctx.em,
+    stripe: ctx.stripe,
+    invalidate: (tags) => ctx.cache.invalidate(tags),
+    primeUser: (user) => ctx.loaders.primeUsers([user]),
+    audit: userActor(requireViewer(ctx.viewer).id, ctx.requestId),
+  };
 }
 
 @Resolver(() => PaymentType)
@@ -105,7 +112,7 @@ export class PaymentResolver {
     return ctx.payments.createPayment(paymentDeps(ctx), viewer, input);
   }
 
-  @Mutation(() => PaymentType, { description: "Owner or ADMIN; PENDING only. The final CANCELED status arrives with Stripe's webhook." })
+  @Mutation(() => PaymentType, { description: "Owner or ADMIN; PENDING or REQUIRES_ACTION only. The final CANCELED status arrives with Stripe's webhook." })
   async cancelPayment(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<PaymentRow> {
     const viewer = requireViewer(ctx.viewer);
     return ctx.payments.cancelPayment(paymentDeps(ctx), viewer, parseId(id));

@@ -7,6 +7,10 @@ import type { StripeClient } from './stripe.client.js';
 import { canSeeUser, type Viewer } from '../auth/auth.js';
 import { userEntityToRow, type UserRow } from '../user/user.repository.js';
 import { paymentWriteTags } from '../../core/cache/index.js';
+import { inTransaction } from '../../core/sql.js';
+import { CANCELABLE } from './payment.status.js';
+import { AuditEntityType, AuditLogEntry } from '../audit/audit.entity.js';
+import type { AuditChange, AuditContext } from '../audit/audit.js';
 import {
   BadUserInputError,
   ConflictError,
@@ -22,6 +26,8 @@ export interface PaymentDeps {
   invalidate: (tags: string[]) => Promise<void>;
   /** Told of each user row a write path loaded, so `payment { user }` in its answer costs no statement. */
   primeUser?: (user: UserRow) => void;
+  /** Who is writing: each change is appended to the audit log in its own transaction. */
+  audit: AuditContext;
 }
 
 export interface CreatePaymentResult {
@@ -50,6 +56,23 @@ async function paymentNow(deps: PaymentDeps, id: number): Promise<PaymentRow> {
   return answer(deps, payment);
 }
 
+/** Runs `write` and appends the audit entry it returns (if any) in one transaction. */
+async function audited<T>(deps: PaymentDeps, write: (repo: PaymentRepository) => Promise<{ result: T; change: AuditChange | null }>): Promise<T> {
+  return inTransaction(deps.em, async (tx) => {
+    const { result, change } = await write(tx.getRepository(Payment));
+    if (change) await tx.getRepository(AuditLogEntry).append(deps.audit, [change]);
+    return result;
+  });
+}
+
+const paymentChange = (entityId: number, action: string, before: Record<string, unknown> | null, after: Record<string, unknown> | null): AuditChange => ({
+  entityType: AuditEntityType.PAYMENT,
+  entityId,
+  action,
+  before,
+  after,
+});
+
 function answer(deps: PaymentDeps, payment: Payment): PaymentRow {
   if (payment.user.isInitialized()) deps.primeUser?.(userEntityToRow(payment.user.getEntity()));
   return paymentEntityToRow(payment);
@@ -70,7 +93,12 @@ export function createPaymentService() {
       const currency = input.currency.toLowerCase();
       const description = input.description ?? null;
       const repo = payments(deps);
-      const { id, inserted } = await repo.insertPendingOnce({ userId: viewer.id, amount: input.amount, currency, description, idempotencyKey: input.idempotencyKey });
+      const data = { userId: viewer.id, amount: input.amount, currency, description, idempotencyKey: input.idempotencyKey };
+      const { id, inserted } = await audited(deps, async (tx) => {
+        const result = await tx.insertPendingOnce(data);
+        const { idempotencyKey: _key, ...fields } = data;
+        return { result, change: result.inserted ? paymentChange(result.id, 'create', null, { ...fields, status: PaymentStatus.PENDING }) : null };
+      });
       if (!inserted) {
         const existing = (await repo.getPaymentWithUser(id))!;
         if (existing.amount !== input.amount || existing.currency !== currency || (existing.description ?? null) !== description) {
@@ -94,13 +122,17 @@ export function createPaymentService() {
       const stripe = requireStripe(deps.stripe);
       const payment = await payments(deps).getPaymentWithUser(id);
       if (!payment || !canSeeUser(viewer, payment.user.id)) throw new NotFoundError('Payment');
-      if (payment.status !== PaymentStatus.PENDING) {
-        throw new ConflictError(`only a PENDING payment can be canceled; this one is ${payment.status}`);
+      if (!CANCELABLE.includes(payment.status)) {
+        throw new ConflictError(`only a payment not yet paid (PENDING, REQUIRES_ACTION) can be canceled; this one is ${payment.status}`);
       }
       const intentId = payment.stripePaymentId;
       if (!intentId) {
         // Stripe never heard of it: cancel here, unless a concurrent retry just created its intent.
-        if (!(await payments(deps).cancelUnlinked(id))) return this.cancelPayment(deps, viewer, id);
+        const canceled = await audited(deps, async (tx) => {
+          const done = await tx.cancelUnlinked(id, deps.audit.actorId);
+          return { result: done, change: done ? paymentChange(id, 'status_changed', { status: payment.status }, { status: PaymentStatus.CANCELED }) : null };
+        });
+        if (!canceled) return this.cancelPayment(deps, viewer, id);
         await deps.invalidate(paymentWriteTags({ id, userId: payment.user.id, stripePaymentIds: [] }));
         return paymentNow(deps, id);
       }
@@ -110,6 +142,8 @@ export function createPaymentService() {
         if (err instanceof Stripe.errors.StripeInvalidRequestError) throw new ConflictError(`Stripe refused to cancel: ${err.message}`);
         throw new PaymentProviderUnavailableError('The payment provider is unavailable; retry the cancelation');
       }
+      // Stripe cancels; its webhook (audited as STRIPE) makes the payment CANCELED. The request is on record.
+      await audited(deps, async () => ({ result: null, change: paymentChange(id, 'cancel_requested', null, { stripePaymentId: intentId }) }));
       return answer(deps, payment);
     },
 
@@ -139,6 +173,12 @@ export function createPaymentService() {
         if (err instanceof Stripe.errors.StripeInvalidRequestError) throw new ConflictError(`Stripe refused the refund: ${err.message}`);
         throw new PaymentProviderUnavailableError('The payment provider is unavailable; retry the refund (it will not be made twice)');
       }
+      // In flight until Stripe's webhook records it; reconciliation asks Stripe if it never does.
+      const requested = payment.amountRefunded + refund;
+      await audited(deps, async (tx) => {
+        const total = await tx.noteRefundRequested(id, requested, deps.audit.actorId);
+        return { result: total, change: paymentChange(id, 'refund_requested', { refundRequestedTotal: payment.refundRequestedTotal }, { refundRequestedTotal: total, amount: refund }) };
+      });
       return answer(deps, payment);
     },
   };
@@ -180,12 +220,20 @@ async function completeIntent(deps: PaymentDeps, stripe: StripeClient, id: numbe
       await repo.nextStripeAttempt(id, payment.stripeAttempt);
     }
     if (!isDefinitiveDecline(err)) throw new PaymentProviderUnavailableError();
-    await repo.failPending(id, err.message);
+    const reason = err.message.slice(0, 1000);
+    await audited(deps, async (tx) => {
+      const failed = await tx.failPending(id, reason, deps.audit.actorId);
+      return { result: failed, change: failed ? paymentChange(id, 'status_changed', { status: PaymentStatus.PENDING, failureReason: null }, { status: PaymentStatus.FAILED, failureReason: reason }) : null };
+    });
     await deps.invalidate(paymentWriteTags({ id, userId, stripePaymentIds: [] }));
     return { payment: await paymentNow(deps, id), clientSecret: null };
   }
 
-  if (!(await repo.linkIntent(id, intent.id))) {
+  const link = await audited(deps, async (tx) => {
+    const outcome = await tx.linkIntent(id, intent.id);
+    return { result: outcome, change: outcome === 'linked' ? paymentChange(id, 'intent_created', { stripePaymentId: null }, { stripePaymentId: intent.id }) : null };
+  });
+  if (link === 'refused') {
     // Canceled while Stripe was creating the intent: the intent must not stay payable.
     await stripe.paymentIntents.cancel(intent.id, {}, { idempotencyKey: `cancel:${id}` }).catch(() => undefined);
     return { payment: await paymentNow(deps, id), clientSecret: null };

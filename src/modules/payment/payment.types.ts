@@ -3,7 +3,18 @@ import { GraphQLDateTime, GraphQLSafeInt } from 'graphql-scalars';
 import { PaymentStatus } from './payment.entity.js';
 import { connectionTypes } from '../../core/connection.js';
 
-registerEnumType(PaymentStatus, { name: 'PaymentStatus' });
+registerEnumType(PaymentStatus, {
+  name: 'PaymentStatus',
+  valuesConfig: {
+    PENDING: { description: 'Created; waiting for the customer to pay.' },
+    REQUIRES_ACTION: { description: 'Waiting for the customer: an authentication (3-D Secure) or redirect.' },
+    PROCESSING: { description: 'Waiting for the bank: the charge is being processed.' },
+    COMPLETED: { description: 'Paid. Partial refunds keep this status (see amountRefunded).' },
+    FAILED: { description: 'The payment attempt failed (failureReason says why); the customer may retry.' },
+    REFUNDED: { description: 'Fully refunded. Final.' },
+    CANCELED: { description: 'Canceled before it was paid. Final.' },
+  },
+});
 
 /** The public face of a payment; resolves from a `PaymentRow`. */
 @ObjectType('Payment', { simpleResolvers: true })

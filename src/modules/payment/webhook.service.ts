@@ -2,22 +2,19 @@ import type { SqlEntityManager } from '@mikro-orm/postgresql';
 import type Stripe from 'stripe';
 import { Payment, PaymentStatus } from './payment.entity.js';
 import { StripeEvent } from './stripe-event.entity.js';
-import { canTransition } from './payment.status.js';
+import { settle, type ProviderObservation, type SettlementOutcome } from './payment.settlement.js';
+import { stripeActor } from '../audit/audit.js';
 import { inTransaction } from '../../core/sql.js';
-import { paymentWriteTags } from '../../core/cache/index.js';
 
-export type WebhookOutcome =
-  | 'duplicate'
-  | 'transitioned'
-  | 'ignored_transition'
-  | 'refund_recorded'
-  | 'unknown_payment_intent'
-  | 'ignored_type';
+export type WebhookOutcome = SettlementOutcome | 'duplicate' | 'unknown_payment_intent' | 'ignored_type';
 
+/** The status each PaymentIntent event announces. */
 const TARGET: Partial<Record<string, PaymentStatus>> = {
   'payment_intent.succeeded': PaymentStatus.COMPLETED,
   'payment_intent.payment_failed': PaymentStatus.FAILED,
   'payment_intent.canceled': PaymentStatus.CANCELED,
+  'payment_intent.processing': PaymentStatus.PROCESSING,
+  'payment_intent.requires_action': PaymentStatus.REQUIRES_ACTION,
 };
 
 /**
@@ -33,52 +30,47 @@ async function lockPayment(tx: SqlEntityManager, intentId: string, metadataPayme
   return repo.getUnlinkedPaymentWithUser(Number(metadataPaymentId), { lock: true });
 }
 
+/** What the event says about its payment, and which intent it concerns; null for event types we ignore. */
+function observationOf(event: Stripe.Event): { intentId: string | undefined; metadataPaymentId: string | undefined; observation: (intentId: string) => ProviderObservation } | null {
+  const target = Object.hasOwn(TARGET, event.type) ? TARGET[event.type] : undefined;
+  if (target) {
+    const intent = event.data.object as Stripe.PaymentIntent;
+    const failureReason = target === PaymentStatus.FAILED ? (intent.last_payment_error?.message ?? 'payment failed') : null;
+    return { intentId: intent.id, metadataPaymentId: intent.metadata?.paymentId, observation: (intentId) => ({ kind: 'status', intentId, status: target, failureReason }) };
+  }
+  if (event.type === 'charge.refunded') {
+    const charge = event.data.object as Stripe.Charge;
+    const intentId = typeof charge.payment_intent === 'string' ? charge.payment_intent : charge.payment_intent?.id;
+    return {
+      intentId,
+      metadataPaymentId: charge.metadata?.paymentId,
+      observation: (id) => ({ kind: 'refund', intentId: id, refundedTotal: charge.amount_refunded, fully: charge.refunded }),
+    };
+  }
+  return null;
+}
+
 /**
  * Applies one verified Stripe event, exactly once. The event id is inserted into `stripe_events` in the
- * same transaction as the change it causes; a redelivery (also a concurrent one, which waits on the
- * primary key) inserts nothing and changes nothing. Returns the cache tags to invalidate.
+ * same transaction as the change it causes (and the change's audit entry, actor STRIPE); a redelivery
+ * (also a concurrent one, which waits on the primary key) inserts nothing and changes nothing. The
+ * change itself goes through the same settlement as reconciliation (`payment.settlement.ts`).
+ * Returns the cache tags to invalidate.
  */
 export async function applyStripeEvent(em: SqlEntityManager, event: Stripe.Event): Promise<{ outcome: WebhookOutcome; tags: string[] }> {
   return inTransaction(em, async (tx) => {
     const events = tx.getRepository(StripeEvent);
     if (!(await events.recordReceived(event.id, event.type))) return { outcome: 'duplicate' as const, tags: [] };
 
-    const payments = tx.getRepository(Payment);
     let outcome: WebhookOutcome = 'ignored_type';
     let payment: Payment | null = null;
     let tags: string[] = [];
-    const target = Object.hasOwn(TARGET, event.type) ? TARGET[event.type] : undefined;
-
-    if (target) {
-      const intent = event.data.object as Stripe.PaymentIntent;
-      payment = await lockPayment(tx, intent.id, intent.metadata?.paymentId);
-      if (!payment) outcome = 'unknown_payment_intent';
-      else if (!canTransition(payment.status, target)) outcome = 'ignored_transition';
-      else {
-        const failureReason = target === PaymentStatus.FAILED ? (intent.last_payment_error?.message ?? 'payment failed') : null;
-        await payments.applyProviderState(payment.id, { status: target, intentId: intent.id, failureReason });
-        outcome = 'transitioned';
-      }
-      if (payment) tags = paymentWriteTags({ id: payment.id, userId: payment.user.id, stripePaymentIds: [payment.stripePaymentId, intent.id] });
-    } else if (event.type === 'charge.refunded') {
-      const charge = event.data.object as Stripe.Charge;
-      const intentId = typeof charge.payment_intent === 'string' ? charge.payment_intent : charge.payment_intent?.id;
-      payment = intentId ? await lockPayment(tx, intentId, charge.metadata?.paymentId) : null;
-      if (!payment || !intentId) outcome = 'unknown_payment_intent';
-      else {
-        // Refund totals only grow: a late event with a smaller total changes nothing.
-        const refunded = Math.min(payment.amount, Math.max(payment.amountRefunded, charge.amount_refunded));
-        const full = charge.refunded || refunded >= payment.amount;
-        // A refund implies the charge succeeded, whatever order the events came in.
-        const status = full
-          ? canTransition(payment.status, PaymentStatus.REFUNDED) ? PaymentStatus.REFUNDED : payment.status
-          : canTransition(payment.status, PaymentStatus.COMPLETED) ? PaymentStatus.COMPLETED : payment.status;
-        await payments.applyProviderState(payment.id, { status, intentId, amountRefunded: full ? payment.amount : refunded });
-        outcome = full && status === PaymentStatus.REFUNDED ? 'transitioned' : 'refund_recorded';
-        tags = paymentWriteTags({ id: payment.id, userId: payment.user.id, stripePaymentIds: [payment.stripePaymentId, intentId] });
-      }
+    const seen = observationOf(event);
+    if (seen) {
+      payment = seen.intentId ? await lockPayment(tx, seen.intentId, seen.metadataPaymentId) : null;
+      if (!payment || !seen.intentId) outcome = 'unknown_payment_intent';
+      else ({ outcome, tags } = await settle(tx, payment, seen.observation(seen.intentId), stripeActor(event.id)));
     }
-
     await events.recordOutcome(event.id, outcome, payment?.id ?? null);
     return { outcome, tags };
   });

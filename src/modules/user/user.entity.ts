@@ -1,4 +1,4 @@
-import { Check, Collection, Entity, EntityRepositoryType, Enum, OptionalProps, OneToMany, PrimaryKey, Property, Unique } from '@mikro-orm/core';
+import { Check, Collection, Entity, EntityRepositoryType, Enum, Index, ManyToOne, OptionalProps, OneToMany, PrimaryKey, Property, type Ref } from '@mikro-orm/core';
 import { Payment } from '../payment/payment.entity.js';
 import { UserRepository } from './user.repository.js';
 
@@ -9,6 +9,11 @@ export enum Role {
 
 @Entity({ tableName: 'users', repository: () => UserRepository })
 @Check({ name: 'users_email_lower', expression: 'email = lower(email)' })
+// Unique among users that are not deleted: a deleted user's email may be registered again.
+@Index({
+  name: 'users_email_unique',
+  expression: 'create unique index "users_email_unique" on "users" ("email") where "deleted_at" is null',
+})
 export class User {
   [EntityRepositoryType]?: UserRepository;
   [OptionalProps]?: 'isActive' | 'role' | 'createdAt' | 'updatedAt';
@@ -17,7 +22,6 @@ export class User {
   id!: number;
 
   /** Always stored lower-case (see `normalizeEmail`), so the unique index is case-insensitive in effect. */
-  @Unique({ name: 'users_email_unique' })
   @Property({ type: 'string', length: 320 })
   email!: string;
 
@@ -35,6 +39,17 @@ export class User {
 
   @Property({ type: 'datetime', length: 3, defaultRaw: 'now()', onUpdate: () => new Date() })
   updatedAt: Date = new Date();
+
+  /** Soft delete: set, the user is gone from every read and their tokens stop working; their payments stay. */
+  @Property({ type: 'datetime', length: 3, nullable: true })
+  deletedAt?: Date | null;
+
+  /** Who created / last changed this user (null: created by a seed or script). */
+  @ManyToOne({ entity: () => User, ref: true, nullable: true, fieldName: 'created_by', deleteRule: 'set null' })
+  createdBy?: Ref<User> | null;
+
+  @ManyToOne({ entity: () => User, ref: true, nullable: true, fieldName: 'updated_by', deleteRule: 'set null' })
+  updatedBy?: Ref<User> | null;
 
   @OneToMany({ entity: () => Payment, mappedBy: 'user' })
   payments = new Collection<Payment>(this);

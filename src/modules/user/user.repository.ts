@@ -1,3 +1,4 @@
+import { LockMode, type RequiredEntityData } from '@mikro-orm/core';
 import { EntityRepository } from '@mikro-orm/postgresql';
 import { normalizeEmail, Role, User } from './user.entity.js';
 import { epochMs, pgArray, queryRows } from '../../core/sql.js';
@@ -14,12 +15,16 @@ export interface UserRow {
   role: Role;
   /** Epoch milliseconds (see `PaymentRow`). */
   createdAt: number;
+  /** Epoch milliseconds of the soft delete; null for a user who exists. */
+  deletedAt: number | null;
 }
 
 export interface UserFilterInput {
   isActive?: boolean | null;
   role?: Role | null;
   emailContains?: string | null;
+  /** true: deleted users only (an ADMIN asks for them explicitly); otherwise they are left out. */
+  deleted?: boolean | null;
 }
 
 /**
@@ -34,6 +39,7 @@ export function userColumns(alias: string, prefix = ''): string {
     `${alias}.is_active as "${prefix}isActive"`,
     `${alias}.role as "${prefix}role"`,
     epochMs(`${alias}.created_at`, `${prefix}createdAt`),
+    epochMs(`${alias}.deleted_at`, `${prefix}deletedAt`),
   ].join(', ');
 }
 
@@ -48,6 +54,7 @@ export function toUserRow(raw: RawRow, prefix: string): UserRow {
     isActive: raw[`${prefix}isActive`] as boolean,
     role: raw[`${prefix}role`] as Role,
     createdAt: raw[`${prefix}createdAt`] as number,
+    deletedAt: raw[`${prefix}deletedAt`] as number | null,
   };
 }
 
@@ -59,6 +66,7 @@ export function userEntityToRow(user: User): UserRow {
     isActive: user.isActive,
     role: user.role,
     createdAt: user.createdAt.getTime(),
+    deletedAt: user.deletedAt ? user.deletedAt.getTime() : null,
   };
 }
 
@@ -68,7 +76,7 @@ function likePattern(text: string): string {
 }
 
 function filterSql(filter: UserFilterInput | undefined): { where: string[]; params: unknown[] } {
-  const where: string[] = [];
+  const where: string[] = [filter?.deleted ? 'u.deleted_at is not null' : 'u.deleted_at is null'];
   const params: unknown[] = [];
   if (filter?.isActive != null) {
     where.push('u.is_active = ?');
@@ -92,7 +100,7 @@ export class UserRepository extends EntityRepository<User> {
   /** A user with all their payments (newest first) loaded in one joined statement. */
   getUserWithPayments(id: number): Promise<User | null> {
     return this.findOne(
-      { id },
+      { id, deletedAt: null },
       { populate: ['payments'], strategy: 'joined', orderBy: { payments: { createdAt: 'desc', id: 'desc' } } },
     );
   }
@@ -100,7 +108,7 @@ export class UserRepository extends EntityRepository<User> {
   /** Active users by id, each with their payments, in one statement. */
   getActiveUsersWithPayments(skip = 0, limit = 100): Promise<User[]> {
     return this.find(
-      { isActive: true },
+      { isActive: true, deletedAt: null },
       {
         populate: ['payments'],
         strategy: 'joined',
@@ -113,20 +121,23 @@ export class UserRepository extends EntityRepository<User> {
 
   getUserByEmailWithPayments(email: string): Promise<User | null> {
     return this.findOne(
-      { email: normalizeEmail(email) },
+      { email: normalizeEmail(email), deletedAt: null },
       { populate: ['payments'], strategy: 'joined', orderBy: { payments: { createdAt: 'desc', id: 'desc' } } },
     );
   }
 
   // --- Plain-row reads for GraphQL lists and loaders ---
 
-  /** Rows for the given ids, in no particular order (the loader re-orders). One statement. */
+  /**
+   * Rows for the given ids, in no particular order (the loader re-orders), deleted users included
+   * (`deletedAt` set): a payment still shows its deleted user to ADMINs; every other path refuses them.
+   */
   async findRowsByIds(ids: readonly number[]): Promise<UserRow[]> {
     return queryRows<UserRow>(this.getEntityManager(), `select ${userColumns('u')} from users u where u.id = any(?::int[])`, [pgArray(ids)]);
   }
 
   async findRowByEmail(email: string): Promise<UserRow | null> {
-    const [row] = await queryRows<UserRow>(this.getEntityManager(), `select ${userColumns('u')} from users u where u.email = ?`, [normalizeEmail(email)]);
+    const [row] = await queryRows<UserRow>(this.getEntityManager(), `select ${userColumns('u')} from users u where u.email = ? and u.deleted_at is null`, [normalizeEmail(email)]);
     return row ?? null;
   }
 
@@ -153,5 +164,17 @@ export class UserRepository extends EntityRepository<User> {
       params,
     );
     return row?.count ?? 0;
+  }
+
+  // --- Writes (entities; the caller's transaction flushes and writes the audit entry) ---
+
+  /** A user who is not deleted, locked until the transaction ends: what an update or delete starts from. */
+  getForUpdate(id: number): Promise<User | null> {
+    return this.findOne({ id, deletedAt: null }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+  }
+
+  /** A new user, persisted on the next flush. */
+  createNew(data: RequiredEntityData<User>): User {
+    return this.create(data);
   }
 }

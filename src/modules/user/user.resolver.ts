@@ -9,7 +9,8 @@ import { PaymentConnection, PaymentStatsType } from '../payment/payment.types.js
 import type { PaymentPageRow, PaymentStatsRow } from '../payment/payment.repository.js';
 import { paymentPageShape } from '../payment/payment.fields.js';
 import type { GraphQLResolveInfo } from 'graphql';
-import { canSeeUser, requireAdmin, requireViewer } from '../auth/auth.js';
+import { canSeeUser, requireAdmin, requireViewer, type Viewer } from '../auth/auth.js';
+import { userActor } from '../audit/audit.js';
 import type { Context } from '../../context.js';
 import { TrackResolverPath } from '../../core/resolver-path.js';
 import { Connection } from '../../core/connection.js';
@@ -25,6 +26,17 @@ import {
   parseId,
 } from '../../core/pagination.js';
 
+function writeDeps(ctx: Context) {
+  return { em: ctx.em, audit: userActor(requireViewer(ctx.viewer).id, ctx.requestId) };
+}
+
+/** A deleted user is gone for everyone: a USER gets NOT_FOUND, an ADMIN null, as for no user at all. */
+function existingUser(viewer: Viewer, row: UserRow | null): UserRow | null {
+  if (row && row.deletedAt === null) return row;
+  if (viewer.role !== Role.ADMIN) throw new NotFoundError('User');
+  return null;
+}
+
 /** A page row carries createdAt whenever its selection has a cursor (see paymentPageShape). */
 function pageRowCursor(row: PaymentPageRow): string {
   if (row.createdAt === undefined) throw new Error(`payment ${row.id} was fetched without the createdAt its cursor needs`);
@@ -37,7 +49,7 @@ export class UserResolver {
   @Query(() => UserType, { nullable: true, description: 'The user the bearer token belongs to.' })
   async me(@Ctx() ctx: Context): Promise<UserRow | null> {
     const viewer = requireViewer(ctx.viewer);
-    return ctx.loaders.userById.load(viewer.id);
+    return existingUser(viewer, await ctx.loaders.userById.load(viewer.id));
   }
 
   @Query(() => UserType, { nullable: true, description: 'A USER may ask only for themself.' })
@@ -45,7 +57,7 @@ export class UserResolver {
     const viewer = requireViewer(ctx.viewer);
     const userId = parseId(id);
     if (!canSeeUser(viewer, userId)) throw new NotFoundError('User');
-    return ctx.loaders.userById.load(userId);
+    return existingUser(viewer, await ctx.loaders.userById.load(userId));
   }
 
   @Query(() => UserType, { nullable: true })
@@ -124,7 +136,7 @@ export class UserResolver {
   @Mutation(() => UserType, { description: 'ADMIN only.' })
   async createUser(@Arg('input', () => CreateUserInput) input: CreateUserInput, @Ctx() ctx: Context): Promise<UserRow> {
     requireAdmin(ctx.viewer);
-    const user = await userService.createUser(ctx.em, input);
+    const user = await userService.createUser(writeDeps(ctx), input);
     await ctx.cache.invalidate([cacheTags.user(user.id)]);
     return userEntityToRow(user);
   }
@@ -136,16 +148,18 @@ export class UserResolver {
     @Ctx() ctx: Context,
   ): Promise<UserRow> {
     const viewer = requireViewer(ctx.viewer);
-    const user = await userService.updateUser(ctx.em, viewer, parseId(id), input);
+    const user = await userService.updateUser(writeDeps(ctx), viewer, parseId(id), input);
     await ctx.cache.invalidate([cacheTags.user(user.id)]);
     return userEntityToRow(user);
   }
 
-  @Mutation(() => Boolean, { description: 'ADMIN only. CONFLICT while the user has payments.' })
+  @Mutation(() => Boolean, {
+    description: "ADMIN only. A soft delete: the user is gone from every read and their tokens stop working; their payments stay.",
+  })
   async deleteUser(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<boolean> {
     requireAdmin(ctx.viewer);
     const userId = parseId(id);
-    const deleted = await userService.deleteUser(ctx.em, userId);
+    const deleted = await userService.deleteUser(writeDeps(ctx), userId);
     await ctx.cache.invalidate([cacheTags.user(userId), cacheTags.paymentsOfUser(userId)]);
     return deleted;
   }

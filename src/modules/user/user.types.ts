@@ -27,6 +27,9 @@ export class UserType {
   /** Epoch milliseconds in rows; the DateTime scalar serialises a number as it does a Date. */
   @Field(() => GraphQLDateTime)
   createdAt!: number;
+
+  @Field(() => GraphQLDateTime, { nullable: true, description: "When the user was deleted (ADMINs see deleted users through their payments and the `deleted` filter)." })
+  deletedAt!: number | null;
 }
 
 export const { ConnectionType: UserConnection } = connectionTypes('User', UserType);
@@ -43,4 +46,7 @@ export class UserFilter {
   @IsOptional()
   @MaxLength(320, { message: 'emailContains must be at most 320 characters' })
   emailContains?: string | null;
+
+  @Field(() => Boolean, { nullable: true, description: 'true: deleted users only. Otherwise deleted users are left out.' })
+  deleted?: boolean | null;
 }
