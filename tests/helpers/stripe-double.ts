@@ -14,6 +14,8 @@ export interface RecordedRequest {
   contentType: string | undefined;
   /** The form-encoded body as Stripe's API reads it, e.g. `form['metadata[paymentId]']`. */
   form: Record<string, string>;
+  /** The query string (a GET's `expand[]`). */
+  query: Record<string, string>;
 }
 
 export type DoubleMode = 'success' | 'decline' | 'error500' | 'retryable503' | 'hang';
@@ -30,6 +32,9 @@ export class StripeDouble {
   mode: DoubleMode = 'success';
   /** When > 0, this many next requests get `mode`'s answer, then the mode goes back to success. */
   remainingInMode = 0;
+  /** How reads (GET) are answered: normally, with a 500, with a 429 rate-limit error, or after a delay. */
+  readMode: 'success' | 'error500' | 'rateLimited' = 'success';
+  readDelayMs = 0;
   readonly intents = new Map<string, Record<string, unknown>>();
   private readonly replays = new Map<string, { status: number; body: unknown }>();
   private readonly sockets = new Set<Socket>();
@@ -66,9 +71,22 @@ export class StripeDouble {
 
   /** Marks an intent as Stripe would after the customer paid (for cancel/refund checks). */
   succeed(intentId: string): void {
-    const intent = this.intents.get(intentId);
-    if (intent) intent.status = 'succeeded';
+    this.setIntentStatus(intentId, 'succeeded');
   }
+
+  /** Sets an intent's state as Stripe would move it, without sending any webhook (as when one is lost). */
+  setIntentStatus(intentId: string, status: string, lastPaymentError: { message: string } | null = null): void {
+    const intent = this.intents.get(intentId);
+    if (!intent) throw new Error(`the double has no intent ${intentId}`);
+    intent.status = status;
+    intent.last_payment_error = lastPaymentError;
+    if (status === 'succeeded' && !this.charges.has(intentId)) {
+      this.charges.set(intentId, { id: `ch_${intentId}`, object: 'charge', amount: intent.amount, amount_refunded: 0, refunded: false, payment_intent: intentId });
+    }
+  }
+
+  /** The intent's charge, with what was refunded of it. */
+  readonly charges = new Map<string, { id: string; object: 'charge'; amount: unknown; amount_refunded: number; refunded: boolean; payment_intent: string }>();
 
   async close(): Promise<void> {
     for (const s of this.sockets) s.destroy();
@@ -97,6 +115,7 @@ export class StripeDouble {
       idempotencyKey: req.headers['idempotency-key'] as string | undefined,
       contentType: req.headers['content-type'],
       form: Object.fromEntries(new URLSearchParams(body)),
+      query: Object.fromEntries(url.searchParams),
     };
     this.requests.push(record);
 
@@ -117,6 +136,11 @@ export class StripeDouble {
       send(status, payload);
     };
 
+    if (record.method === 'GET') {
+      if (this.readDelayMs > 0) await new Promise((r) => setTimeout(r, this.readDelayMs));
+      if (this.readMode === 'error500') return send(500, { error: { type: 'api_error', message: 'An unknown error occurred (double)' } });
+      if (this.readMode === 'rateLimited') return send(429, { error: { type: 'invalid_request_error', code: 'rate_limit', message: 'Too many requests (double)' } });
+    }
     const mode = record.method === 'POST' ? this.currentMode() : 'success';
     if (mode === 'hang') return; // never answers; the SDK's timeout has to end it
     if (mode === 'retryable503') {
@@ -147,7 +171,11 @@ export class StripeDouble {
     if (intentPath) {
       const intent = this.intents.get(intentPath[1]!);
       if (!intent) return answer(404, { error: { type: 'invalid_request_error', message: `No such payment_intent: '${intentPath[1]}'` } });
-      if (record.method === 'GET') return send(200, intent);
+      if (record.method === 'GET') {
+        const expandCharge = Object.entries(record.query).some(([k, v]) => k.startsWith('expand') && v === 'latest_charge');
+        const charge = this.charges.get(intent.id as string) ?? null;
+        return send(200, { ...intent, latest_charge: expandCharge ? charge : (charge?.id ?? null) });
+      }
       if (intentPath[2]) {
         if (intent.status === 'succeeded') {
           return answer(400, { error: { type: 'invalid_request_error', message: 'You cannot cancel this PaymentIntent because it has a status of succeeded.' } });
@@ -157,6 +185,11 @@ export class StripeDouble {
       }
     }
     if (record.method === 'POST' && record.path === '/v1/refunds') {
+      const charge = this.charges.get(record.form.payment_intent ?? '');
+      if (charge) {
+        charge.amount_refunded += Number(record.form.amount);
+        charge.refunded = charge.amount_refunded >= Number(charge.amount);
+      }
       return answer(200, { id: this.nextId('re'), object: 'refund', amount: Number(record.form.amount), payment_intent: record.form.payment_intent, status: 'succeeded' });
     }
     send(404, { error: { type: 'invalid_request_error', message: `Unrecognized request URL (${record.method}: ${record.path})` } });

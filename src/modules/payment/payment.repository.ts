@@ -358,20 +358,17 @@ export class PaymentRepository extends EntityRepository<Payment> {
 
   /**
    * Stores the PaymentIntent of a PENDING payment: `linked` when this call stored it, `already` when
-   * the payment had it (a concurrent completion did), `refused` when it was canceled (or linked to
-   * another intent) meanwhile.
+   * the payment had it (a concurrent completion, on this instance or another, did), `refused` when it
+   * was canceled or linked to another intent meanwhile. Call it inside a transaction: the row is read
+   * locked, so two completions decide one after the other on the committed state.
    */
   async linkIntent(id: number, intentId: string): Promise<'linked' | 'already' | 'refused'> {
-    const [row] = await queryRows<{ linked: boolean }>(
-      this.getEntityManager(),
-      `with stored as (
-         update payments set stripe_payment_id = ?, updated_at = now()
-         where id = ? and status = 'PENDING' and stripe_payment_id is null returning id)
-       select exists (select 1 from stored) as linked,
-              exists (select 1 from payments where id = ? and status = 'PENDING' and stripe_payment_id = ?) as already`,
-      [intentId, id, id, intentId],
-    );
-    return row?.linked ? 'linked' : (row as { already?: boolean } | undefined)?.already ? 'already' : 'refused';
+    const payment = await this.getPaymentWithUser(id, { lock: true });
+    if (!payment || payment.status !== PaymentStatus.PENDING) return 'refused';
+    if (payment.stripePaymentId === intentId) return 'already';
+    if (payment.stripePaymentId) return 'refused';
+    await queryRows(this.getEntityManager(), 'update payments set stripe_payment_id = ?, updated_at = now() where id = ?', [intentId, id]);
+    return 'linked';
   }
 
   /** Sets what a Stripe event decided for a payment locked in the current transaction. */

@@ -1,0 +1,311 @@
+import { spawn } from 'node:child_process';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createTestApp, type TestApp } from '../helpers/test-app.js';
+import { DOUBLE_SECRET_KEY, signedEvent, StripeDouble, WEBHOOK_SECRET } from '../helpers/stripe-double.js';
+import { projectRoot } from '../helpers/server-process.js';
+import { createApp } from '../../src/app.js';
+
+/**
+ * Payments always settle: a payment whose webhook never comes is settled by reconciliation, which asks
+ * Stripe (the real SDK against the local double) and applies the same status machine, recorded in the
+ * audit log; the late webhook then changes nothing; two instances never settle a payment twice; Stripe
+ * failing leaves everything for the next run.
+ */
+let stripe: StripeDouble;
+let t: TestApp;
+let admin: string;
+let user2: string;
+let keySeq = 0;
+
+beforeAll(async () => {
+  stripe = await StripeDouble.start();
+  t = await createTestApp({
+    seed: { users: 4, paymentsPerUser: 0 },
+    env: {
+      STRIPE_SECRET_KEY: DOUBLE_SECRET_KEY,
+      STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
+      STRIPE_API_BASE: stripe.url,
+      STRIPE_TIMEOUT_MS: '2000',
+      STRIPE_MAX_NETWORK_RETRIES: '0',
+      CACHE_ENABLED: 'true',
+      // Runs are started by the tests; the in-process job would race them.
+      RECONCILE_INTERVAL_SECONDS: '0',
+      RECONCILE_AFTER_SECONDS: '60',
+      RECONCILE_MIN_CALL_INTERVAL_MS: '0',
+    },
+  });
+  admin = await t.adminToken();
+  user2 = await t.userToken(2);
+});
+afterAll(async () => {
+  await t?.close();
+  await stripe?.close();
+});
+beforeEach(() => {
+  stripe.setMode('success');
+  stripe.readMode = 'success';
+  stripe.readDelayMs = 0;
+});
+
+async function createPayment(amount = 2500): Promise<{ id: string; intent: string }> {
+  const r = await t.gql(
+    'mutation($input: CreatePaymentInput!) { createPayment(input: $input) { payment { id stripePaymentId } } }',
+    { token: user2, variables: { input: { amount, currency: 'usd', idempotencyKey: `rec-${Date.now()}-${++keySeq}` } } },
+  );
+  expect(r.body.errors).toBeUndefined();
+  const { id, stripePaymentId } = r.body.data!.createPayment.payment;
+  return { id, intent: stripePaymentId };
+}
+
+/** As if `seconds` had passed since the payment (and any refund asked for it) last changed. */
+async function age(id: string, seconds = 600): Promise<void> {
+  await t.sql(
+    `update payments set updated_at = now() - make_interval(secs => ?), refund_requested_at = refund_requested_at - make_interval(secs => ?) where id = ?`,
+    [seconds, seconds, Number(id)],
+  );
+}
+
+async function status(id: string): Promise<{ status: string; amountRefunded: number }> {
+  const r = await t.gql(`{ payment(id: "${id}") { status amountRefunded } }`, { token: admin });
+  return r.body.data!.payment;
+}
+
+async function auditOf(id: string) {
+  return t.sql<{ actor_type: string; action: string; before: unknown; after: unknown; request_id: string | null }>(
+    `select actor_type, action, before, after, request_id from audit_log where entity_type = 'PAYMENT' and entity_id = ? order by id`,
+    [Number(id)],
+  );
+}
+
+async function deliver(event: { payload: string; signature: string }) {
+  const res = await t.app.fastify.inject({
+    method: 'POST',
+    url: '/webhooks/stripe',
+    headers: { 'content-type': 'application/json', 'stripe-signature': event.signature },
+    payload: event.payload,
+  });
+  return res.json() as { outcome: string };
+}
+
+const intentEvent = (type: string, intentId: string, extra: Record<string, unknown> = {}) =>
+  signedEvent(type, { id: intentId, object: 'payment_intent', ...extra });
+const reads = (intent: string) => stripe.requests.filter((r) => r.method === 'GET' && r.path === `/v1/payment_intents/${intent}`).length;
+const reconcile = () => t.app.reconciler!.runOnce();
+
+describe('reconciliation', () => {
+  it('settles a payment whose webhook never came, with an audit entry; the late webhook then changes nothing', async () => {
+    const { id, intent } = await createPayment();
+    expect(await status(id)).toEqual({ status: 'PENDING', amountRefunded: 0 }); // now cached
+    stripe.succeed(intent);
+    await age(id);
+
+    const report = await reconcile();
+    expect(report).toMatchObject({ skipped: false, failed: 0, rateLimited: false });
+    expect(report.changed).toBeGreaterThanOrEqual(1);
+    expect(await status(id)).toEqual({ status: 'COMPLETED', amountRefunded: 0 }); // the cache entry was invalidated
+    const entries = await auditOf(id);
+    expect(entries.at(-1)).toEqual({
+      actor_type: 'RECONCILER',
+      action: 'status_changed',
+      before: { status: 'PENDING' },
+      after: { status: 'COMPLETED' },
+      request_id: report.runId,
+    });
+
+    const late = await deliver(intentEvent('payment_intent.succeeded', intent));
+    expect(late.outcome).toBe('ignored_transition');
+    expect(await auditOf(id)).toEqual(entries);
+    expect(await status(id)).toEqual({ status: 'COMPLETED', amountRefunded: 0 });
+  });
+
+  it('asks Stripe nothing about a payment that changed less than RECONCILE_AFTER_SECONDS ago', async () => {
+    const { id, intent } = await createPayment();
+    stripe.succeed(intent);
+    await age(id, 30);
+    await reconcile();
+    expect(reads(intent)).toBe(0);
+    expect((await status(id)).status).toBe('PENDING');
+  });
+
+  it('settles once when reconciliation and the late webhook arrive at the same moment', async () => {
+    const { id, intent } = await createPayment();
+    stripe.succeed(intent);
+    await age(id);
+    const [, webhook] = await Promise.all([reconcile(), deliver(intentEvent('payment_intent.succeeded', intent))]);
+    expect(['transitioned', 'ignored_transition']).toContain(webhook.outcome);
+    const transitions = (await auditOf(id)).filter((e) => e.action === 'status_changed');
+    expect(transitions).toHaveLength(1);
+    expect(transitions[0]!.after).toEqual({ status: 'COMPLETED' });
+    expect((await status(id)).status).toBe('COMPLETED');
+  });
+
+  it('two instances reconciling at the same moment: one runs, the other skips, and each payment is settled once', async () => {
+    const created = [await createPayment(), await createPayment(), await createPayment()];
+    for (const { id, intent } of created) {
+      stripe.succeed(intent);
+      await age(id);
+    }
+    const other = await createApp(t.config);
+    try {
+      stripe.readDelayMs = 150; // the first run is still going when the second starts
+      const reports = await Promise.all([reconcile(), other.reconciler!.runOnce()]);
+      expect(reports.filter((r) => r.skipped)).toHaveLength(1);
+      expect(reports.find((r) => !r.skipped)!.checked).toBeGreaterThanOrEqual(3);
+      for (const { id, intent } of created) {
+        expect(reads(intent)).toBe(1);
+        expect((await auditOf(id)).filter((e) => e.action === 'status_changed')).toHaveLength(1);
+        expect((await status(id)).status).toBe('COMPLETED');
+      }
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('leaves everything as it was when Stripe fails during a run, and the next run settles it', async () => {
+    const { id, intent } = await createPayment();
+    stripe.succeed(intent);
+    await age(id);
+    stripe.readMode = 'error500';
+    const failing = await reconcile();
+    expect(failing.failed).toBeGreaterThanOrEqual(1);
+    expect(failing.changed).toBe(0);
+    expect((await status(id)).status).toBe('PENDING');
+    expect((await auditOf(id)).filter((e) => e.actor_type === 'RECONCILER')).toEqual([]);
+
+    stripe.readMode = 'success';
+    const next = await reconcile();
+    expect(next.failed).toBe(0);
+    expect((await status(id)).status).toBe('COMPLETED');
+  });
+
+  it('ends a run when Stripe says to slow down (429), leaving the rest for the next run', async () => {
+    const first = await createPayment();
+    const second = await createPayment();
+    for (const { id, intent } of [first, second]) {
+      stripe.succeed(intent);
+      await age(id);
+    }
+    stripe.readMode = 'rateLimited';
+    const limited = await reconcile();
+    expect(limited).toMatchObject({ rateLimited: true, checked: 1, failed: 1, changed: 0 });
+    stripe.readMode = 'success';
+    await reconcile();
+    for (const { id } of [first, second]) expect((await status(id)).status).toBe('COMPLETED');
+  });
+
+  it('does bounded work per run: RECONCILE_BATCH_SIZE payments, the oldest first', async () => {
+    const created = [await createPayment(), await createPayment(), await createPayment()];
+    for (const [n, { id, intent }] of created.entries()) {
+      stripe.succeed(intent);
+      await age(id, 3600 - n * 60);
+    }
+    const small = await createApp({ ...t.config, reconcile: { ...t.config.reconcile, batchSize: 2 } });
+    // Read from the database: this second instance's cache is its own memory store (sharing needs Redis).
+    const statuses = async () => (await t.sql<{ status: string }>(`select status from payments where id in (${created.map((c) => Number(c.id)).join(', ')}) order by id`)).map((r) => r.status);
+    try {
+      expect(await small.reconciler!.runOnce()).toMatchObject({ checked: 2, changed: 2 });
+      expect(await statuses()).toEqual(['COMPLETED', 'COMPLETED', 'PENDING']);
+      expect(await small.reconciler!.runOnce()).toMatchObject({ checked: 1, changed: 1 });
+      expect(await statuses()).toEqual(['COMPLETED', 'COMPLETED', 'COMPLETED']);
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('settles a refund whose webhook never came, and then no longer counts it in flight', async () => {
+    const { id, intent } = await createPayment(4000);
+    stripe.succeed(intent);
+    expect((await deliver(intentEvent('payment_intent.succeeded', intent))).outcome).toBe('transitioned');
+    const refund = await t.gql(`mutation { refundPayment(id: "${id}", amount: 1500) { id amountRefunded } }`, { token: admin });
+    expect(refund.body.errors).toBeUndefined();
+    expect(await t.sql('select refund_requested_total, amount_refunded from payments where id = ?', [Number(id)])).toEqual([
+      { refund_requested_total: 1500, amount_refunded: 0 },
+    ]);
+    await age(id);
+    await reconcile();
+    expect(await status(id)).toEqual({ status: 'COMPLETED', amountRefunded: 1500 });
+    expect(await t.sql('select refund_requested_total, amount_refunded from payments where id = ?', [Number(id)])).toEqual([
+      { refund_requested_total: 1500, amount_refunded: 1500 },
+    ]);
+    const entries = await auditOf(id);
+    expect(entries.map((e) => [e.actor_type, e.action])).toEqual([
+      ['USER', 'create'],
+      ['USER', 'intent_created'],
+      ['STRIPE', 'status_changed'],
+      ['USER', 'refund_requested'],
+      ['RECONCILER', 'refund_recorded'],
+    ]);
+    // The webhook of that refund, late: nothing moves.
+    const late = signedEvent('charge.refunded', { id: `ch_${intent}`, object: 'charge', payment_intent: intent, amount: 4000, amount_refunded: 1500, refunded: false });
+    expect((await deliver(late)).outcome).toBe('unchanged');
+    expect(await auditOf(id)).toHaveLength(entries.length);
+  });
+});
+
+describe('intermediate states', () => {
+  it('maps processing and requires_action from webhooks, never backwards, and reconciliation sees them too', async () => {
+    const { id, intent } = await createPayment();
+    expect((await deliver(intentEvent('payment_intent.requires_action', intent))).outcome).toBe('transitioned');
+    expect((await status(id)).status).toBe('REQUIRES_ACTION');
+    expect((await deliver(intentEvent('payment_intent.processing', intent))).outcome).toBe('transitioned');
+    expect((await status(id)).status).toBe('PROCESSING');
+    // Waiting for the bank never goes back to waiting for the customer.
+    expect((await deliver(intentEvent('payment_intent.requires_action', intent))).outcome).toBe('ignored_transition');
+    expect((await status(id)).status).toBe('PROCESSING');
+
+    // Reconciliation reads the same states from the intent itself.
+    const other = await createPayment();
+    stripe.setIntentStatus(other.intent, 'requires_action');
+    await age(other.id);
+    await reconcile();
+    expect((await status(other.id)).status).toBe('REQUIRES_ACTION');
+    stripe.setIntentStatus(other.intent, 'requires_payment_method', { message: 'Your card was declined.' });
+    await age(other.id);
+    await reconcile();
+    const failed = await t.gql(`{ payment(id: "${other.id}") { status failureReason } }`, { token: admin });
+    expect(failed.body.data!.payment).toEqual({ status: 'FAILED', failureReason: 'Your card was declined.' });
+  });
+
+  it('lets a payment waiting for the customer be canceled, not one waiting for the bank', async () => {
+    const waiting = await createPayment();
+    await deliver(intentEvent('payment_intent.requires_action', waiting.intent));
+    const ok = await t.gql(`mutation { cancelPayment(id: "${waiting.id}") { id status } }`, { token: user2 });
+    expect(ok.body.errors).toBeUndefined();
+    const processing = await createPayment();
+    await deliver(intentEvent('payment_intent.processing', processing.intent));
+    const refused = await t.gql(`mutation { cancelPayment(id: "${processing.id}") { id } }`, { token: user2 });
+    expect(refused.body.errors?.[0]).toMatchObject({ extensions: { code: 'CONFLICT' }, message: expect.stringMatching(/PROCESSING/) });
+  });
+});
+
+describe('npm run reconcile', () => {
+  it('runs once against the configured database and Stripe, prints its report, and settles', async () => {
+    const { id, intent } = await createPayment();
+    stripe.succeed(intent);
+    await age(id);
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      NODE_ENV: 'test',
+      DATABASE_URL: t.db.url,
+      STRIPE_SECRET_KEY: DOUBLE_SECRET_KEY,
+      STRIPE_API_BASE: stripe.url,
+      RECONCILE_AFTER_SECONDS: '60',
+      RECONCILE_MIN_CALL_INTERVAL_MS: '0',
+      LOG_LEVEL: 'silent',
+    };
+    for (const name of ['VITEST', 'VITEST_POOL_ID', 'VITEST_WORKER_ID', 'REDIS_URL']) delete env[name];
+    const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn('npm', ['run', '--silent', 'reconcile'], { cwd: projectRoot, env });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (c) => (out += c));
+      child.stderr.on('data', (c) => (err += c));
+      child.on('exit', (c) => resolve({ code: c, stdout: out, stderr: err }));
+    });
+    expect(code, stderr).toBe(0);
+    const report = JSON.parse(stdout.trim().split('\n').at(-1)!);
+    expect(report).toMatchObject({ skipped: false, failed: 0 });
+    expect(report.changed).toBeGreaterThanOrEqual(1);
+    expect((await t.sql('select status from payments where id = ?', [Number(id)]))[0]).toEqual({ status: 'COMPLETED' });
+  }, 60_000);
+});
