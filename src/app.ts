@@ -9,6 +9,7 @@ import {
 } from '@apollo/server/plugin/disabled';
 import { fastifyApolloDrainPlugin, fastifyApolloHandler } from '@as-integrations/fastify';
 import type { MikroORM } from '@mikro-orm/postgresql';
+import type { ValidationRule } from 'graphql';
 import type { Config } from './config.js';
 import { buildContext, type Context } from './context.js';
 import { buildAppSchema } from './schema.js';
@@ -24,6 +25,7 @@ import { CacheService } from './core/cache/index.js';
 import { createStripeClient } from './modules/payment/stripe.client.js';
 import { createPaymentService } from './modules/payment/payment.service.js';
 import { createReconciler, type Reconciler } from './modules/reconciliation/reconciler.js';
+import { createRealtime, type Realtime } from './modules/realtime/realtime.js';
 import { registerStripeWebhook } from './modules/payment/webhook.route.js';
 import { secretKey, TokenVerifier } from './modules/auth/auth.js';
 
@@ -61,6 +63,8 @@ export interface App {
   cache: CacheService;
   /** Settles payments whose webhook never came; null without Stripe. Runs every RECONCILE_INTERVAL_SECONDS. */
   reconciler: Reconciler | null;
+  /** Subscriptions over graphql-ws on /graphql, and the payment event bus. */
+  realtime: Realtime;
   /** From now on /readyz answers 503 (draining), while requests are still served. */
   beginDrain(): void;
   /** Stops the HTTP server (draining in-flight operations) and closes the database pool. */
@@ -144,6 +148,19 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     pool: () => poolStats(orm, config.dbPoolMax),
   });
   const armor = armorProtection(config);
+  const realtime = createRealtime({
+    orm,
+    cache,
+    queryCacheEnabled: config.cache.enabled,
+    tokens,
+    redisUrl: config.redisUrl,
+    namespace: config.cache.namespace,
+    isProduction: config.isProduction,
+    settings: { ...config.realtime, maxTokens: config.graphql.maxTokens, maxCost: config.graphql.maxCost },
+    validationRules: armor.validationRules as ValidationRule[],
+    registry: metrics.registry,
+    log: fastify.log,
+  });
   const plugins: ApolloServerPlugin<Context>[] = [
     fastifyApolloDrainPlugin(fastify),
     // Not used by this API, and each costs time on every field or request.
@@ -184,6 +201,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     queryCacheEnabled: config.cache.enabled,
     stripe,
     payments: createPaymentService(),
+    events: realtime.events,
   };
   fastify.addHook('preHandler', async (request, reply) => {
     // Apollo has no size limit for batched (array) requests: refuse large ones before any work.
@@ -200,6 +218,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   let draining = false;
   registerHealthRoutes(fastify, { orm, cache, isDraining: () => draining });
   registerMetricsRoute(fastify, metrics.registry, config.metrics);
+  await realtime.attach(fastify, schema, contextDeps);
   await registerStripeWebhook(fastify, { orm, webhookSecret: config.stripe.webhookSecret, invalidate });
   const reconciler = stripe
     ? createReconciler({
@@ -221,14 +240,18 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     sqlTotals: totals,
     cache,
     reconciler,
+    realtime,
     beginDrain() {
       draining = true;
+      realtime.beginDrain();
     },
     async close() {
       // Apollo's drain (fastifyApolloDrainPlugin) closes Fastify: no new connections, in-flight
       // operations finish, then the pool. Node closes the keep-alive sockets that are idle when the
       // close starts; those busy then turn idle after their response, so keep closing idle ones.
       await reconciler?.stop();
+      // Sockets first (1001: clients reconnect to another instance), then HTTP drains.
+      await realtime.close();
       const reaper = setInterval(() => fastify.server.closeIdleConnections(), 50);
       try {
         await apollo.stop();

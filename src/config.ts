@@ -43,6 +43,11 @@ const variables = z.object({
   STRIPE_API_BASE: z.url({ message: 'must be a URL such as http://127.0.0.1:12111' }).optional(),
   STRIPE_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
   STRIPE_MAX_NETWORK_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
+  SUBSCRIPTIONS_PER_SOCKET: z.coerce.number().int().min(1).max(1000).default(20),
+  WS_MAX_SOCKETS: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
+  WS_CONNECTION_INIT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(3000),
+  WS_KEEPALIVE_MS: z.coerce.number().int().min(0).max(600_000).default(12_000),
+  WS_MAX_BUFFERED_BYTES: z.coerce.number().int().min(1024).max(1024 * 1024 * 1024).default(1024 * 1024),
   RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(300),
   RECONCILE_AFTER_SECONDS: z.coerce.number().int().min(0).max(30 * 86_400).default(600),
   RECONCILE_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(100),
@@ -134,6 +139,15 @@ export interface Config {
     readonly timeoutMs: number;
     readonly maxNetworkRetries: number;
   };
+  /** Subscriptions over graphql-ws (see src/modules/realtime). */
+  readonly realtime: {
+    readonly subscriptionsPerSocket: number;
+    readonly maxSockets: number;
+    readonly connectionInitTimeoutMs: number;
+    /** 0: no pings. */
+    readonly keepAliveMs: number;
+    readonly maxBufferedBytes: number;
+  };
   /** Settling payments whose webhook never came (see src/modules/reconciliation). */
   readonly reconcile: {
     /** Seconds between in-process runs; 0: no in-process job (`npm run reconcile` still works). */
@@ -207,6 +221,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       apiBase: e.STRIPE_API_BASE,
       timeoutMs: e.STRIPE_TIMEOUT_MS,
       maxNetworkRetries: e.STRIPE_MAX_NETWORK_RETRIES,
+    }),
+    realtime: Object.freeze({
+      subscriptionsPerSocket: e.SUBSCRIPTIONS_PER_SOCKET,
+      maxSockets: e.WS_MAX_SOCKETS,
+      connectionInitTimeoutMs: e.WS_CONNECTION_INIT_TIMEOUT_MS,
+      keepAliveMs: e.WS_KEEPALIVE_MS,
+      maxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
     }),
     reconcile: Object.freeze({
       intervalSeconds: e.RECONCILE_INTERVAL_SECONDS,

@@ -7,6 +7,7 @@ import { bindQueryCache, QueryCache, type CacheService } from './core/cache/inde
 import type { RequestScope } from './core/request-scope.js';
 import type { StripeClient } from './modules/payment/stripe.client.js';
 import type { PaymentService } from './modules/payment/payment.service.js';
+import type { PaymentEvent, PaymentEventBus } from './modules/realtime/payment-events.js';
 
 /** Everything a resolver may use; made fresh for every GraphQL request by `buildContext`. */
 export interface Context extends RequestScope {
@@ -26,6 +27,21 @@ export interface Context extends RequestScope {
   stripe: StripeClient | null;
   /** This app instance's payment writes (shared by its requests: one completion in flight per key). */
   payments: PaymentService;
+  /** Payment changes for subscriptions, and the loaders an event shares among its subscribers. */
+  events: PaymentEvents;
+}
+
+/** What subscriptions need of the app (see src/modules/realtime). */
+export interface PaymentEvents {
+  bus: PaymentEventBus;
+  /**
+   * The loaders one event's executions share on this instance, made at its first use: 100 subscribers
+   * of a change cost one batch for their `Payment.user`, not 100. Authorization stays per subscriber
+   * (it runs in the resolvers on what the loaders return).
+   */
+  loadersFor(event: PaymentEvent): Loaders;
+  /** A subscriber fell so far behind that its stream was ended (for metrics). */
+  noteSlowSubscriber(): void;
 }
 
 export interface ContextDeps {
@@ -41,6 +57,7 @@ export interface ContextDeps {
   queryCacheEnabled: boolean;
   stripe: StripeClient | null;
   payments: PaymentService;
+  events: PaymentEvents;
 }
 
 /** `Cache-Control: no-cache` (or `no-store`) from the client: read everything fresh. */
@@ -57,17 +74,24 @@ export async function buildContext(
 ): Promise<Context> {
   const authorization = headers.authorization;
   const claims = await deps.tokens.viewerFromAuthorization(Array.isArray(authorization) ? authorization[0] : authorization);
+  return contextFor(deps, requestId, claims, { fresh: wantsFreshData(headers['cache-control']) });
+}
+
+/**
+ * The context of one request (or one subscription operation): its fork, cache scope and loaders, and
+ * the viewer checked against the user as they are now. `claims` come from a verified token.
+ */
+export async function contextFor(deps: ContextDeps, requestId: string, claims: Viewer | null, options: { fresh: boolean }): Promise<Context> {
   const sql = new SqlStats({ keepTexts: deps.keepSqlTexts, nPlusOneThreshold: deps.nPlusOneThreshold });
   const em = deps.orm.em.fork({ loggerContext: { [SQL_STATS_KEY]: sql, requestId } });
-  const fresh = wantsFreshData(headers['cache-control']);
-  const cache = new QueryCache(deps.cache, { enabled: deps.queryCacheEnabled && !fresh });
+  const cache = new QueryCache(deps.cache, { enabled: deps.queryCacheEnabled && !options.fresh });
   bindQueryCache(em, cache);
   const loaders = createLoaders(em, cache);
   let viewer: Viewer | null = null;
   if (claims) {
-    const current = await currentViewer(claims, em, deps.cache, { fresh });
+    const current = await currentViewer(claims, em, deps.cache, { fresh: options.fresh });
     viewer = current.viewer;
     loaders.primeUsers([current.row]);
   }
-  return { requestId, em, viewer, loaders, sql, cache, stripe: deps.stripe, payments: deps.payments };
+  return { requestId, em, viewer, loaders, sql, cache, stripe: deps.stripe, payments: deps.payments, events: deps.events };
 }

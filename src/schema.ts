@@ -5,6 +5,7 @@ import { validate } from 'class-validator';
 import { UserResolver } from './modules/user/user.resolver.js';
 import { PaymentResolver } from './modules/payment/payment.resolver.js';
 import { AuditResolver } from './modules/audit/audit.resolver.js';
+import { PaymentSubscriptionResolver } from './modules/realtime/subscription.resolver.js';
 import { BadUserInputError } from './core/errors.js';
 import { requireViewer } from './modules/auth/auth.js';
 import { Role } from './modules/user/user.entity.js';
@@ -13,7 +14,20 @@ import { useLeanFieldResolvers } from './core/lean-resolvers.js';
 import { notePath, TrackResolverPath } from './core/resolver-path.js';
 import type { Context } from './context.js';
 
-export const resolvers: NonEmptyArray<Function> = [UserResolver, PaymentResolver, AuditResolver];
+export const resolvers: NonEmptyArray<Function> = [UserResolver, PaymentResolver, AuditResolver, PaymentSubscriptionResolver];
+
+/**
+ * type-graphql wants a PubSub for any `@Subscription`, also when each brings its own `subscribe`, as
+ * ours does (see src/modules/realtime): topic subscriptions are not used here, and one would fail loudly.
+ */
+const topicPubSubUnused = {
+  publish(): never {
+    throw new Error('paygraph publishes payment changes through its PaymentEventBus, not type-graphql topics');
+  },
+  subscribe(): never {
+    throw new Error('paygraph subscriptions bring their own subscribe function; type-graphql topics are not used');
+  },
+};
 
 /**
  * The schema's validateFn, for every argument: no NUL characters anywhere, and input objects with
@@ -70,7 +84,7 @@ export const authChecker: AuthChecker<Context> = ({ context }, roles) => {
 
 /** What `buildSchema` is given (tests build variants of it). */
 export function appSchemaOptions(extraResolvers: Function[] = []): BuildSchemaOptions & { resolvers: NonEmptyArray<Function> } {
-  return { resolvers: [...resolvers, ...extraResolvers] as NonEmptyArray<Function>, validateFn: validateArgument, authChecker };
+  return { resolvers: [...resolvers, ...extraResolvers] as NonEmptyArray<Function>, validateFn: validateArgument, authChecker, pubSub: topicPubSubUnused };
 }
 
 /** Field resolvers run once per parent: call those it can serve exactly without type-graphql's per-call machinery. */

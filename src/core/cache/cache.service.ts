@@ -115,6 +115,7 @@ export class CacheService {
   /** Tag versions this process is creating, so concurrent misses of one cold tag ask the store once. */
   private readonly creatingVersions = new Map<string, Promise<string>>();
   private readonly pendingInvalidations = new Set<string>();
+  private readonly invalidationListeners: ((tags: readonly string[]) => Promise<void> | void)[] = [];
   private replayTimer: NodeJS.Timeout | null = null;
   private replayDelayMs = REPLAY_FIRST_MS;
   private lastErrorLog = 0;
@@ -315,6 +316,22 @@ export class CacheService {
     if (tags.length === 0) return;
     for (const tag of tags) this.pendingInvalidations.add(tag);
     await this.flushPendingInvalidations();
+    // Writes call this after they commit: what they changed is final, whatever the store said.
+    for (const listener of this.invalidationListeners) {
+      try {
+        await listener(tags);
+      } catch (err) {
+        this.noteError(err);
+      }
+    }
+  }
+
+  /**
+   * Calls `listener` with the tags of every invalidation made through this instance, after the store
+   * was told (or failed to be): the point at which a write is committed and known by its tags.
+   */
+  onInvalidate(listener: (tags: readonly string[]) => Promise<void> | void): void {
+    this.invalidationListeners.push(listener);
   }
 
   /** Invalidations written by nobody yet (tests and metrics). */

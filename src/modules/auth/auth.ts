@@ -45,6 +45,11 @@ export class TokenVerifier {
   ) {}
 
   async viewerFromAuthorization(header: string | undefined): Promise<Viewer | null> {
+    return (await this.verifyAuthorization(header))?.viewer ?? null;
+  }
+
+  /** The token's claims and when it expires (epoch ms); null without a header; throws for a bad token. */
+  async verifyAuthorization(header: string | undefined): Promise<{ viewer: Viewer; expiresAtMs: number } | null> {
     if (header === undefined || header === '') return null;
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     if (!match) throw new InvalidTokenError('Authorization header must be "Bearer <token>"');
@@ -54,14 +59,14 @@ export class TokenVerifier {
       if (this.now() < known.expiresAtMs) {
         this.verified.delete(token);
         this.verified.set(token, known);
-        return known.viewer;
+        return known;
       }
       this.verified.delete(token);
     }
-    const { viewer, expiresAtMs } = await this.verify(token);
+    const verified = await this.verify(token);
     if (this.verified.size >= this.maxRemembered) this.verified.delete(this.verified.keys().next().value!);
-    this.verified.set(token, { viewer, expiresAtMs });
-    return viewer;
+    this.verified.set(token, verified);
+    return verified;
   }
 
   /** How many verified tokens are remembered (tests). */

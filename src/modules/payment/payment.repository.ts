@@ -181,6 +181,12 @@ export class PaymentRepository extends EntityRepository<Payment> {
     return payments[0] ? { payment: payments[0], user: users[0]! } : null;
   }
 
+  /** Full rows of these payments, in no particular order: one statement. */
+  async findRowsByIds(ids: readonly number[]): Promise<PaymentRow[]> {
+    if (ids.length === 0) return [];
+    return queryRows<PaymentRow>(this.getEntityManager(), `select ${PAYMENT_COLUMNS} from payments p where p.id = any(?::int[])`, [pgArray(ids)]);
+  }
+
   /**
    * One keyset page of payments (newest first) with each payment's user, in one statement. Asks for
    * `first + 1` rows so the caller knows whether another page exists.
