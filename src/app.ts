@@ -19,6 +19,7 @@ import { formatClientError } from './core/errors.js';
 import { armorProtection, paginationCostPlugin } from './core/security.js';
 import { createMetrics, registerMetricsRoute, type PoolStats } from './core/metrics.js';
 import { registerHealthRoutes } from './core/health.js';
+import { statementMonitor } from './core/slow-statements.js';
 import { jitGateway } from './core/jit-executor.js';
 import { cachePolicyPlugin, debugStatsPlugin, errorResponsePlugin, nPlusOnePlugin, operationLogPlugin } from './core/apollo-plugins.js';
 import { CacheService } from './core/cache/index.js';
@@ -147,6 +148,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     cacheTotals: () => cache.totals,
     pool: () => poolStats(orm, config.dbPoolMax),
   });
+  totals.observe = statementMonitor({ slowMs: config.db.slowStatementMs, registry: metrics.registry, log: fastify.log });
   const armor = armorProtection(config);
   const realtime = createRealtime({
     orm,

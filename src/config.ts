@@ -20,6 +20,7 @@ const variables = z.object({
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(60_000).default(250),
   DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
   DB_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(2_000),
+  SLOW_STATEMENT_MS: z.coerce.number().int().min(0).max(600_000).default(200),
   N_PLUS_ONE: z.enum(['off', 'warn', 'error']).default('warn'),
   N_PLUS_ONE_THRESHOLD: z.coerce.number().int().min(1).max(1000).default(5),
   METRICS_TOKEN: z.string().min(16, { message: 'must be at least 16 characters' }).optional(),
@@ -104,6 +105,8 @@ export interface Config {
     readonly statementTimeoutMs: number;
     /** Bound on opening a connection and on waiting for one from the pool. */
     readonly connectTimeoutMs: number;
+    /** A statement that takes this long or longer is logged (warn) with its shape and GraphQL path. */
+    readonly slowStatementMs: number;
   };
   /** Same SQL shape more than `threshold` times in one request: log (`warn`) or fail the request (`error`). */
   readonly nPlusOne: { readonly mode: 'off' | 'warn' | 'error'; readonly threshold: number };
@@ -200,7 +203,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbPoolMax: e.DB_POOL_MAX,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
-    db: Object.freeze({ statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS, connectTimeoutMs: e.DB_CONNECT_TIMEOUT_MS }),
+    db: Object.freeze({ statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS, connectTimeoutMs: e.DB_CONNECT_TIMEOUT_MS, slowStatementMs: e.SLOW_STATEMENT_MS }),
     nPlusOne: Object.freeze({ mode: e.N_PLUS_ONE, threshold: e.N_PLUS_ONE_THRESHOLD }),
     metrics: Object.freeze({ token: e.METRICS_TOKEN, public: e.METRICS_PUBLIC ?? e.NODE_ENV !== 'production' }),
     graphql: Object.freeze({

@@ -71,9 +71,14 @@ export class SqlStats {
     this.shapes = this.threshold > 0 ? new Map() : null;
   }
 
-  /** The GraphQL field now resolving (see `TrackResolverPath`); only kept when shapes are counted. */
+  /** The GraphQL field now resolving (see `TrackResolverPath`): named by N+1 and slow-statement reports. */
   notePath(path: ResponsePath): void {
-    if (this.shapes) this.lastPath = path;
+    this.lastPath = path;
+  }
+
+  /** The GraphQL path that sent the latest statement, list indexes folded. */
+  get currentPath(): string | null {
+    return foldPath(this.lastPath);
   }
 
   record(sql: string, durationMs: number): void {
@@ -96,10 +101,24 @@ export class SqlStats {
 /** Logger context key under which a fork carries its request's `SqlStats`. */
 export const SQL_STATS_KEY = 'sqlStats';
 
-/** Process-wide counts: what was attributed to a request and what ran outside any request. */
+/** One statement as the monitoring sees it. */
+export interface StatementEvent {
+  sql: string;
+  durationMs: number;
+  /** The request (or event) that sent it; null outside any. */
+  requestId: string | null;
+  /** The GraphQL field that sent it, when a request's resolver did. */
+  path: string | null;
+}
+
+/**
+ * Process-wide counts: what was attributed to a request and what ran outside any request; and, once
+ * the app sets it, the observer every statement is shown to (slow-statement log and histogram).
+ */
 export class StatementTotals {
   attributed = 0;
   unattributed = 0;
+  observe: ((event: StatementEvent) => void) | null = null;
 }
 
 /**
@@ -122,6 +141,12 @@ export class StatsLogger extends DefaultLogger {
     } else {
       this.totals.unattributed++;
     }
+    this.totals.observe?.({
+      sql: context.query,
+      durationMs: context.took ?? 0,
+      requestId: typeof (context as Record<string, unknown>).requestId === 'string' ? ((context as Record<string, unknown>).requestId as string) : null,
+      path: stats instanceof SqlStats ? stats.currentPath : null,
+    });
     super.logQuery(context);
   }
 }

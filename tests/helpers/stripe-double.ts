@@ -18,6 +18,17 @@ export interface RecordedRequest {
   query: Record<string, string>;
 }
 
+/** The settings that point an app at this double: its key, webhook secret and address, no SDK retries. */
+export function stripeEnvFor(double: StripeDouble, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    STRIPE_SECRET_KEY: DOUBLE_SECRET_KEY,
+    STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    STRIPE_API_BASE: double.url,
+    STRIPE_MAX_NETWORK_RETRIES: '0',
+    ...extra,
+  };
+}
+
 export type DoubleMode = 'success' | 'decline' | 'error500' | 'retryable503' | 'hang';
 
 /**

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../helpers/test-app.js';
-import { DOUBLE_SECRET_KEY, signedEvent, StripeDouble, WEBHOOK_SECRET } from '../helpers/stripe-double.js';
+import { signedEvent, stripeEnvFor, StripeDouble } from '../helpers/stripe-double.js';
 
 /**
  * The audit trail: every write path leaves exactly its entry, with the right actor, in the same
@@ -17,7 +17,7 @@ beforeAll(async () => {
   stripe = await StripeDouble.start();
   t = await createTestApp({
     seed: { users: 4, paymentsPerUser: 2 },
-    env: { STRIPE_SECRET_KEY: DOUBLE_SECRET_KEY, STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET, STRIPE_API_BASE: stripe.url, STRIPE_MAX_NETWORK_RETRIES: '0', RECONCILE_INTERVAL_SECONDS: '0' },
+    env: stripeEnvFor(stripe, { RECONCILE_INTERVAL_SECONDS: '0' }),
   });
   admin = await t.adminToken();
   user2 = await t.userToken(2);

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import Stripe from 'stripe';
 import { createTestApp, type TestApp } from '../helpers/test-app.js';
 import { createApp } from '../../src/app.js';
-import { DOUBLE_SECRET_KEY, signedEvent, StripeDouble, WEBHOOK_SECRET } from '../helpers/stripe-double.js';
+import { DOUBLE_SECRET_KEY, signedEvent, stripeEnvFor, StripeDouble, WEBHOOK_SECRET } from '../helpers/stripe-double.js';
 
 let stripe: StripeDouble;
 let t: TestApp;
@@ -15,14 +15,7 @@ beforeAll(async () => {
   stripe = await StripeDouble.start();
   t = await createTestApp({
     seed: { users: 4, paymentsPerUser: 0 },
-    env: {
-      STRIPE_SECRET_KEY: DOUBLE_SECRET_KEY,
-      STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
-      STRIPE_API_BASE: stripe.url,
-      STRIPE_TIMEOUT_MS: '400',
-      STRIPE_MAX_NETWORK_RETRIES: '0',
-      CACHE_ENABLED: 'true',
-    },
+    env: stripeEnvFor(stripe, { STRIPE_TIMEOUT_MS: '400', CACHE_ENABLED: 'true' }),
   });
   admin = await t.adminToken();
   user2 = await t.userToken(2);

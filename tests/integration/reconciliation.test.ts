@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../helpers/test-app.js';
-import { DOUBLE_SECRET_KEY, signedEvent, StripeDouble, WEBHOOK_SECRET } from '../helpers/stripe-double.js';
+import { DOUBLE_SECRET_KEY, signedEvent, stripeEnvFor, StripeDouble } from '../helpers/stripe-double.js';
 import { projectRoot } from '../helpers/server-process.js';
 import { createApp } from '../../src/app.js';
 
@@ -21,18 +21,14 @@ beforeAll(async () => {
   stripe = await StripeDouble.start();
   t = await createTestApp({
     seed: { users: 4, paymentsPerUser: 0 },
-    env: {
-      STRIPE_SECRET_KEY: DOUBLE_SECRET_KEY,
-      STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
-      STRIPE_API_BASE: stripe.url,
+    env: stripeEnvFor(stripe, {
       STRIPE_TIMEOUT_MS: '2000',
-      STRIPE_MAX_NETWORK_RETRIES: '0',
       CACHE_ENABLED: 'true',
       // Runs are started by the tests; the in-process job would race them.
       RECONCILE_INTERVAL_SECONDS: '0',
       RECONCILE_AFTER_SECONDS: '60',
       RECONCILE_MIN_CALL_INTERVAL_MS: '0',
-    },
+    }),
   });
   admin = await t.adminToken();
   user2 = await t.userToken(2);

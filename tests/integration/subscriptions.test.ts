@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
 import { createTestApp, TEST_JWT_SECRET, type TestApp } from '../helpers/test-app.js';
-import { DOUBLE_SECRET_KEY, signedEvent, StripeDouble, WEBHOOK_SECRET } from '../helpers/stripe-double.js';
+import { signedEvent, stripeEnvFor, StripeDouble } from '../helpers/stripe-double.js';
 import { subscribeWith, sleep, wsClient, type Subscriber } from '../helpers/ws-client.js';
 import { RedisProcess, hasRedisServer } from '../helpers/redis-server.js';
 import { createApp, type App } from '../../src/app.js';
@@ -19,13 +19,7 @@ beforeAll(async () => {
 });
 afterAll(async () => stripe?.close());
 
-const stripeEnv = () => ({
-  STRIPE_SECRET_KEY: DOUBLE_SECRET_KEY,
-  STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
-  STRIPE_API_BASE: stripe.url,
-  STRIPE_MAX_NETWORK_RETRIES: '0',
-  RECONCILE_INTERVAL_SECONDS: '0',
-});
+const stripeEnv = () => stripeEnvFor(stripe, { RECONCILE_INTERVAL_SECONDS: '0' });
 
 async function listen(app: App): Promise<string> {
   await app.fastify.listen({ host: '127.0.0.1', port: 0 });
