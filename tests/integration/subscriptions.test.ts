@@ -264,6 +264,21 @@ describe('limits and drain', () => {
     }
   });
 
+  it('the same cost limit as queries: lists multiplied by their first', async () => {
+    const c = wsClient(url, user2);
+    try {
+      const nested = (first: number) => `subscription { paymentUpdated { user { payments(first: ${first}) { nodes { user { payments(first: ${first}) { nodes { id } } } } } } } }`;
+      const costly = subscribeWith(c, nested(150));
+      await expect(costly.waitFor(1)).rejects.toThrow(/Query is too expensive: cost \d+ is over the limit of 20000/);
+      const fine = subscribeWith(c, nested(10));
+      await untilSubscribed(t.app, 1);
+      expect(fine.errors).toEqual([]);
+      await fine.dispose();
+    } finally {
+      await c.dispose();
+    }
+  });
+
   it('closes a socket that sends no connection_init in time (4408)', async () => {
     const code = await new Promise<number>((resolve) => {
       const raw = new WebSocket(url, 'graphql-transport-ws');
@@ -371,4 +386,34 @@ describe.skipIf(!hasRedisServer())('when Redis goes down', () => {
       await redis.stop();
     }
   }, 60_000);
+});
+
+describe('keep-alive', () => {
+  let t: TestApp;
+  let url: string;
+  beforeAll(async () => {
+    t = await createTestApp({ seed: { users: 2, paymentsPerUser: 0 }, env: { WS_KEEPALIVE_MS: '200' } });
+    url = await listen(t.app);
+  });
+  afterAll(async () => t?.close());
+
+  /** A raw graphql-ws connection that may or may not answer pings; `closed` when the server ended it within 1.2 s. */
+  const connect = async (autoPong: boolean): Promise<{ closed: boolean; code?: number }> => {
+    const token = await t.userToken(2);
+    return new Promise((resolve) => {
+      const ws = new WebSocket(url, 'graphql-transport-ws', { autoPong });
+      ws.on('open', () => ws.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } })));
+      ws.on('close', (code) => resolve({ closed: true, code }));
+      setTimeout(() => {
+        resolve({ closed: false });
+        ws.close();
+      }, 1200);
+    });
+  };
+
+  it('terminates a socket that does not answer pings, and keeps one that does', async () => {
+    const [silent, answering] = await Promise.all([connect(false), connect(true)]);
+    expect(silent).toEqual({ closed: true, code: 1006 });
+    expect(answering).toEqual({ closed: false });
+  });
 });
