@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import Stripe from 'stripe';
 import { applyStripeEvent } from './webhook.service.js';
+import { SQL_STATS_KEY, SqlStats } from '../../core/sql-stats.js';
 
 export const WEBHOOK_PATH = '/webhooks/stripe';
 const BODY_LIMIT = 1024 * 1024;
@@ -45,7 +46,9 @@ export async function registerStripeWebhook(fastify: FastifyInstance, deps: Webh
       if (typeof event?.id !== 'string' || typeof event.type !== 'string' || typeof event.data?.object !== 'object') {
         return reply.code(400).send({ error: 'malformed event' });
       }
-      const { outcome, tags } = await applyStripeEvent(deps.orm.em.fork(), event);
+      // Its statements are attributed to this request (operation logs, slow-statement reports).
+      const em = deps.orm.em.fork({ loggerContext: { [SQL_STATS_KEY]: new SqlStats(), requestId: request.id } });
+      const { outcome, tags } = await applyStripeEvent(em, event);
       await deps.invalidate(tags);
       request.log.info({ eventId: event.id, type: event.type, outcome }, 'stripe webhook');
       return reply.code(200).send({ received: true, outcome });

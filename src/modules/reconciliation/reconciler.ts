@@ -6,6 +6,7 @@ import { observationsOfIntent, settle } from '../payment/payment.settlement.js';
 import type { StripeClient } from '../payment/stripe.client.js';
 import { reconcilerActor } from '../audit/audit.js';
 import { inTransaction, tryAdvisoryXactLock } from '../../core/sql.js';
+import { SQL_STATS_KEY, SqlStats } from '../../core/sql-stats.js';
 
 /** The advisory lock every instance's run takes: one run at a time across all instances. */
 export const RECONCILE_LOCK_KEY = 0x70617967; // "payg"
@@ -54,15 +55,17 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  */
 export function createReconciler(options: ReconcilerOptions) {
   const { orm, stripe, log } = options;
-  const fresh = (): SqlEntityManager => orm.em.fork({ disableContextResolution: true }) as SqlEntityManager;
+  /** A fork of its own for each piece of a run, its statements attributed to the run (logs, N+1 and slow-statement reports). */
+  const fresh = (runId: string): SqlEntityManager =>
+    orm.em.fork({ disableContextResolution: true, loggerContext: { [SQL_STATS_KEY]: new SqlStats(), requestId: runId } }) as SqlEntityManager;
 
   async function reconcilePayment(id: number, runId: string): Promise<boolean> {
-    const current = await fresh().getRepository(Payment).getPaymentWithUser(id);
+    const current = await fresh(runId).getRepository(Payment).getPaymentWithUser(id);
     if (!current?.stripePaymentId) return false;
     const intent = await stripe.paymentIntents.retrieve(current.stripePaymentId, { expand: ['latest_charge'] });
     const observations = observationsOfIntent(intent);
     const refundInFlight = current.refundRequestedTotal > current.amountRefunded;
-    const tags = await inTransaction(fresh(), async (tx) => {
+    const tags = await inTransaction(fresh(runId), async (tx) => {
       const repo = tx.getRepository(Payment);
       const all: string[] = [];
       for (const observation of observations) {
@@ -81,7 +84,7 @@ export function createReconciler(options: ReconcilerOptions) {
 
   async function runOnce(): Promise<ReconcileReport> {
     const report: ReconcileReport = { runId: `reconcile:${randomUUID()}`, skipped: false, checked: 0, changed: 0, failed: 0, rateLimited: false };
-    await inTransaction(fresh(), async (leader) => {
+    await inTransaction(fresh(report.runId), async (leader) => {
       if (!(await tryAdvisoryXactLock(leader, RECONCILE_LOCK_KEY))) {
         report.skipped = true;
         return;
