@@ -21,7 +21,7 @@ import { createMetrics, registerMetricsRoute, type PoolStats } from './core/metr
 import { registerHealthRoutes } from './core/health.js';
 import { statementMonitor } from './core/slow-statements.js';
 import { jitGateway } from './core/jit-executor.js';
-import { cachePolicyPlugin, debugStatsPlugin, errorResponsePlugin, nPlusOnePlugin, operationLogPlugin } from './core/apollo-plugins.js';
+import { cachePolicyPlugin, debugStatsPlugin, errorResponsePlugin, graphqlOverHttpStatusPlugin, nPlusOnePlugin, operationLogPlugin } from './core/apollo-plugins.js';
 import { CacheService } from './core/cache/index.js';
 import { createStripeClient } from './modules/payment/stripe.client.js';
 import { createPaymentService } from './modules/payment/payment.service.js';
@@ -176,6 +176,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     metrics.plugin,
     nPlusOnePlugin(config.nPlusOne.mode, fastify.log, { exposeShapes: !config.isProduction }),
     errorResponsePlugin(),
+    graphqlOverHttpStatusPlugin(),
   ];
   if (config.debugSql) plugins.push(debugStatsPlugin());
 

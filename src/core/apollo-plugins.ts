@@ -1,4 +1,5 @@
 import type { ApolloServerPlugin } from '@apollo/server';
+import Negotiator from 'negotiator';
 import type { FastifyBaseLogger } from 'fastify';
 import type { RequestScope } from './request-scope.js';
 import { isClientErrorCode } from './errors.js';
@@ -134,6 +135,38 @@ export function errorResponsePlugin(): ApolloServerPlugin<RequestScope> {
               : e,
           );
           if (errors.every((e) => e.extensions?.code === 'SERVICE_UNAVAILABLE')) response.http.status = 503;
+        },
+      };
+    },
+  };
+}
+
+/** Errors that mean the request could not be run at all: its document or its variables. */
+const REQUEST_ERROR_CODES: ReadonlySet<unknown> = new Set(['GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED', 'BAD_USER_INPUT']);
+
+/** The media type Apollo answers a single result with, chosen the way Apollo chooses it. */
+function responseMediaType(accept: string | undefined): string {
+  if (!accept) return 'application/json';
+  return new Negotiator({ headers: { accept } }).mediaType(['application/json', 'application/graphql-response+json']) ?? 'application/json';
+}
+
+/**
+ * GraphQL over HTTP, as the spec says: a request that could not be run (a parse or validation failure,
+ * variables that do not coerce) is a 4xx when answered as `application/graphql-response+json`, and a
+ * 200 with `errors` when answered as `application/json` (what older clients expect). Apollo answers 400
+ * for both; this gives `application/json` its 200. Codes and bodies are unchanged.
+ */
+export function graphqlOverHttpStatusPlugin(): ApolloServerPlugin<RequestScope> {
+  return {
+    async requestDidStart() {
+      return {
+        async willSendResponse({ request, response }) {
+          if (response.http.status !== 400 || response.body.kind !== 'single') return;
+          const result = response.body.singleResult;
+          if (result.data !== undefined || !result.errors?.length) return;
+          if (!result.errors.every((e) => REQUEST_ERROR_CODES.has(e.extensions?.code))) return;
+          if (responseMediaType(request.http?.headers.get('accept')) !== 'application/json') return;
+          response.http.status = 200;
         },
       };
     },
