@@ -28,6 +28,7 @@ import { createPaymentService } from './modules/payment/payment.service.js';
 import { createReconciler, type Reconciler } from './modules/reconciliation/reconciler.js';
 import { createRealtime, type Realtime } from './modules/realtime/realtime.js';
 import { registerStripeWebhook } from './modules/payment/webhook.route.js';
+import { loadTrustedDocuments, registerTrustedDocuments } from './modules/documents/trusted-documents.js';
 import { secretKey, TokenVerifier } from './modules/auth/auth.js';
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -187,6 +188,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     // graphql-js counts tokens while parsing and stops past the limit: a 400 GRAPHQL_PARSE_FAILED
     // ("Document contains more that N tokens"), before a large document costs more than its lexing.
     parseOptions: { maxTokens: config.graphql.maxTokens },
+    // Automatic persisted queries in the shared store: a hash registered through one instance works on all.
+    persistedQueries: { cache: cache.keyValueStore('apq:'), ttl: config.graphql.persistedQueriesTtlSeconds },
     introspection: config.graphql.introspection,
     csrfPrevention: true,
     allowBatchedHttpRequests: config.graphql.batchMax > 0,
@@ -213,6 +216,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       await reply.code(400).send({ errors: [{ message, extensions: { code: 'BAD_REQUEST' } }] });
     }
   });
+  const trustedDocuments = config.graphql.trustedDocuments ? await loadTrustedDocuments(config.graphql.trustedDocuments) : null;
+  if (trustedDocuments) registerTrustedDocuments(fastify, { documents: trustedDocuments, adminAny: config.graphql.trustedDocumentsAdminAny, tokens });
   fastify.route({
     url: '/graphql',
     method: ['GET', 'POST', 'OPTIONS'],
@@ -221,7 +226,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   let draining = false;
   registerHealthRoutes(fastify, { orm, cache, isDraining: () => draining });
   registerMetricsRoute(fastify, metrics.registry, config.metrics);
-  await realtime.attach(fastify, schema, contextDeps);
+  await realtime.attach(fastify, schema, contextDeps, trustedDocuments);
   await registerStripeWebhook(fastify, { orm, webhookSecret: config.stripe.webhookSecret, invalidate });
   const reconciler = stripe
     ? createReconciler({

@@ -33,6 +33,9 @@ const variables = z.object({
   GRAPHQL_MAX_DIRECTIVES: z.coerce.number().int().min(0).max(1000).default(20),
   GRAPHQL_BATCH_MAX: z.coerce.number().int().min(0).max(100).default(0),
   GRAPHQL_EXECUTOR: z.enum(['jit', 'graphql-js']).default('jit'),
+  GRAPHQL_TRUSTED_DOCUMENTS: z.string().min(1).optional(),
+  GRAPHQL_TRUSTED_DOCUMENTS_ADMIN_ANY: booleanFromEnv.optional(),
+  PERSISTED_QUERIES_TTL_SECONDS: z.coerce.number().int().min(1).max(30 * 86_400).default(86_400),
   DB_POOL_MAX: z.coerce.number().int().min(1).max(1000).default(10),
   DEBUG_SQL: booleanFromEnv.optional(),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, { message: 'must be a redis:// or rediss:// URL' }).optional(),
@@ -78,6 +81,9 @@ const envSchema = variables.superRefine((env, ctx) => {
       path: ['METRICS_TOKEN'],
       message: 'is required in production (/metrics needs it), unless METRICS_PUBLIC=true serves /metrics to anyone who can reach it',
     });
+  }
+  if (env.NODE_ENV === 'production' && env.GRAPHQL_TRUSTED_DOCUMENTS_ADMIN_ANY === true) {
+    ctx.addIssue({ code: 'custom', path: ['GRAPHQL_TRUSTED_DOCUMENTS_ADMIN_ANY'], message: 'is for development (Apollo Sandbox) and refused in production' });
   }
   if (env.JWT_SECRET !== undefined && env.JWT_SECRET.length < 32) {
     ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'must be at least 32 characters' });
@@ -128,6 +134,12 @@ export interface Config {
     readonly batchMax: number;
     /** `jit` (graphql-jit, compiled per operation) or the reference `graphql-js` executor. */
     readonly executor: 'jit' | 'graphql-js';
+    /** A persisted-documents manifest: when set, only its operations run (see src/modules/documents). */
+    readonly trustedDocuments: string | undefined;
+    /** Development only: an ADMIN's token may run any operation despite `trustedDocuments`. */
+    readonly trustedDocumentsAdminAny: boolean;
+    /** How long an automatic persisted query's hash is remembered (in the shared store). */
+    readonly persistedQueriesTtlSeconds: number;
   };
   /** Adds `extensions.sql` (statement count, time, texts) and `extensions.cache` to every response. */
   readonly debugSql: boolean;
@@ -215,6 +227,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxDirectives: e.GRAPHQL_MAX_DIRECTIVES,
       batchMax: e.GRAPHQL_BATCH_MAX,
       executor: e.GRAPHQL_EXECUTOR,
+      trustedDocuments: e.GRAPHQL_TRUSTED_DOCUMENTS,
+      trustedDocumentsAdminAny: e.GRAPHQL_TRUSTED_DOCUMENTS_ADMIN_ANY ?? false,
+      persistedQueriesTtlSeconds: e.PERSISTED_QUERIES_TTL_SECONDS,
     }),
     debugSql: e.DEBUG_SQL ?? e.NODE_ENV === 'development',
     redisUrl: e.REDIS_URL,

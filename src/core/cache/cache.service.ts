@@ -339,6 +339,44 @@ export class CacheService {
     return this.pendingInvalidations.size;
   }
 
+  /**
+   * A plain key-value view of the store under `prefix` (Apollo's `KeyValueCache`, for persisted
+   * queries): shared by every instance on Redis, bounded by the timeout, and failing open (an error
+   * reads as a miss; a failed write is counted and dropped).
+   */
+  keyValueStore(prefix: string) {
+    const fail = (err: unknown) => {
+      this.totals.errors++;
+      this.noteError(err);
+    };
+    return {
+      get: async (key: string): Promise<string | undefined> => {
+        try {
+          const value = await this.guard(this.keyv.get(prefix + key));
+          return typeof value === 'string' ? value : undefined;
+        } catch (err) {
+          fail(err);
+          return undefined;
+        }
+      },
+      set: async (key: string, value: string, options?: { ttl?: number | null }): Promise<void> => {
+        try {
+          await this.guard(this.keyv.set(prefix + key, value, options?.ttl ? options.ttl * 1000 : undefined));
+        } catch (err) {
+          fail(err);
+        }
+      },
+      delete: async (key: string): Promise<boolean> => {
+        try {
+          return await this.guard(this.keyv.delete(prefix + key));
+        } catch (err) {
+          fail(err);
+          return false;
+        }
+      },
+    };
+  }
+
   /** Drops everything in this namespace (the original design note's `clear_cache`). */
   async clear(): Promise<void> {
     await this.guard(this.keyv.clear());

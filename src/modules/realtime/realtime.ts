@@ -23,6 +23,7 @@ import { createLoaders, type Loaders } from '../../loaders.js';
 import { Payment } from '../payment/payment.entity.js';
 import type { TokenVerifier } from '../auth/auth.js';
 import { PaymentEventBus, type PaymentEvent } from './payment-events.js';
+import { requestedHash, TRUSTED_DOCUMENT_REQUIRED, type TrustedDocuments } from '../documents/trusted-documents.js';
 import { bindQueryCache, QueryCache, type CacheService } from '../../core/cache/index.js';
 import { SQL_STATS_KEY, SqlStats } from '../../core/sql-stats.js';
 import { operationCost } from '../../core/security.js';
@@ -163,6 +164,7 @@ export function createRealtime(deps: RealtimeDeps) {
 
   let schema: GraphQLSchema;
   let contextDeps: ContextDeps;
+  let trusted: TrustedDocuments | null = null;
 
   const server = useServer<Record<string, unknown>, Partial<SocketState>>(
     {
@@ -192,9 +194,18 @@ export function createRealtime(deps: RealtimeDeps) {
         if (Object.keys(ctx.subscriptions).length > subscriptionsPerSocket) {
           return [new GraphQLError(`At most ${subscriptionsPerSocket} subscriptions per socket`, { extensions: { code: 'SUBSCRIPTION_LIMIT' } })];
         }
+        let query = payload.query;
+        if (trusted) {
+          const hash = requestedHash(payload as { query?: unknown; extensions?: unknown });
+          const text = hash ? trusted.get(hash) : undefined;
+          if (text === undefined) {
+            return [new GraphQLError('Only trusted documents run on this server: subscribe with an operation of its manifest', { extensions: { code: TRUSTED_DOCUMENT_REQUIRED } })];
+          }
+          query = text;
+        }
         let document: DocumentNode;
         try {
-          document = parse(payload.query, { maxTokens });
+          document = parse(query, { maxTokens });
         } catch (err) {
           return [err instanceof GraphQLError ? withCode('GRAPHQL_PARSE_FAILED')(err) : new GraphQLError('Syntax Error')];
         }
@@ -257,9 +268,10 @@ export function createRealtime(deps: RealtimeDeps) {
     events,
     bus,
     /** Connects the bus and starts answering WebSocket upgrades on the app's HTTP server. */
-    async attach(fastify: FastifyInstance, appSchema: GraphQLSchema, ctxDeps: ContextDeps): Promise<void> {
+    async attach(fastify: FastifyInstance, appSchema: GraphQLSchema, ctxDeps: ContextDeps, trustedDocuments: TrustedDocuments | null = null): Promise<void> {
       schema = appSchema;
       contextDeps = ctxDeps;
+      trusted = trustedDocuments;
       await bus.start();
       fastify.server.on('upgrade', onUpgrade);
     },
