@@ -15,6 +15,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { initORM } from '../src/db/orm.js';
@@ -35,8 +37,11 @@ const JWT_SECRET = randomBytes(32).toString('base64url');
 const METRICS_TOKEN = randomBytes(16).toString('hex');
 const log = (line: string) => process.stdout.write(`[bench] ${line}\n`);
 
+/** BENCH_TRACING=1,0.1: also run the app with OpenTelemetry on at these sampling ratios (to a local receiver). */
+const TRACING_RATIOS = (process.env.BENCH_TRACING ?? '').split(',').filter(Boolean).map(Number);
+
 interface Result {
-  target: 'baseline' | 'app' | 'app (cache warm)';
+  target: string;
   scenario: Scenario['name'];
   requestsPerSec: number;
   p50Ms: number;
@@ -127,11 +132,12 @@ function productionNodeArgs(): string[] {
   return words.slice(words.indexOf('node') + 1);
 }
 
-function startApp(databaseUrl: string, cache: boolean): Promise<Running> {
+function startApp(databaseUrl: string, cache: boolean, extraEnv: Record<string, string> = {}, label?: string): Promise<Running> {
   return startProcess(
-    cache ? 'app (cache on)' : 'app',
+    label ?? (cache ? 'app (cache on)' : 'app'),
     productionNodeArgs(),
     {
+      ...extraEnv,
       NODE_ENV: 'production',
       DATABASE_URL: databaseUrl,
       JWT_SECRET,
@@ -144,6 +150,30 @@ function startApp(databaseUrl: string, cache: boolean): Promise<Running> {
     },
     /ready at/,
   );
+}
+
+/** An OTLP/HTTP receiver that takes traces and drops them, counting spans: what a collector costs the app. */
+async function startTraceReceiver(): Promise<{ url: string; spans: () => number; close: () => Promise<void> }> {
+  let spans = 0;
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      try {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { resourceSpans?: { scopeSpans: { spans: unknown[] }[] }[] };
+        for (const rs of body.resourceSpans ?? []) for (const ss of rs.scopeSpans) spans += ss.spans.length;
+      } catch {
+        // not traces; dropped all the same
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    spans: () => spans,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
 }
 
 function startBaseline(databaseUrl: string): Promise<Running> {
@@ -346,10 +376,19 @@ async function main(): Promise<void> {
     // are interleaved with the cache-off ones they are compared with.
     const cached = scenarios.some((s) => WARM_SCENARIOS.includes(s.name)) ? await startApp(db.url, true) : null;
     if (cached) servers.push(cached);
+    const receiver = TRACING_RATIOS.length > 0 ? await startTraceReceiver() : null;
+    const traced: Target[] = [];
+    for (const ratio of TRACING_RATIOS) {
+      const name = `app (tracing ${Math.round(ratio * 100)}%)`;
+      const server = await startApp(db.url, false, { OTEL_EXPORTER_OTLP_ENDPOINT: receiver!.url, OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: String(ratio) }, name);
+      servers.push(server);
+      traced.push({ name, server });
+    }
     for (const scenario of scenarios) {
       const targets: Target[] = [
         { name: 'baseline', server: baseline },
         { name: 'app', server: app },
+        ...traced,
       ];
       if (cached && WARM_SCENARIOS.includes(scenario.name)) targets.push({ name: 'app (cache warm)', server: cached });
       results.push(...(await measureInterleaved(targets, scenario, tokens)));
@@ -357,6 +396,10 @@ async function main(): Promise<void> {
     // Cache-warm rows last, as a group (the sort is stable).
     results.sort((a, b) => Number(a.target === 'app (cache warm)') - Number(b.target === 'app (cache warm)'));
 
+    if (receiver) {
+      log(`trace receiver took ${receiver.spans()} spans`);
+      await receiver.close();
+    }
     const report = table(results);
     process.stdout.write(`\n${report}\n\n`);
     const machine = { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryGb: Math.round(totalmem() / 2 ** 30), node: process.version };

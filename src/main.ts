@@ -2,6 +2,8 @@
  * Entry point: config -> database (embedded PostgreSQL when DATABASE_URL is unset) -> app -> listen.
  * SIGINT/SIGTERM drain in-flight requests, close the pool and stop the embedded server.
  */
+// First: tracing (when the environment asks for it) must patch http and pg before anything loads them.
+import { tracing } from './tracing.js';
 import { loadConfigOrExit, type Config } from './config.js';
 import { createApp } from './app.js';
 import { resolveDatabase } from './db/database.js';
@@ -48,6 +50,7 @@ async function main(): Promise<void> {
     try {
       await app.close();
       await db.release();
+      await tracing?.shutdown();
       process.exit(0);
     } catch (err) {
       console.error(err);

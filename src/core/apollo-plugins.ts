@@ -3,6 +3,7 @@ import Negotiator from 'negotiator';
 import type { FastifyBaseLogger } from 'fastify';
 import type { RequestScope } from './request-scope.js';
 import { isClientErrorCode } from './errors.js';
+import { currentTraceId } from './tracing.js';
 
 /** Mutations never read through the cache: a write must see, and act on, the data as it is. */
 export function cachePolicyPlugin(): ApolloServerPlugin<RequestScope> {
@@ -63,6 +64,7 @@ export function operationLogPlugin(log: FastifyBaseLogger): ApolloServerPlugin<R
           log.info(
             {
               requestId: contextValue.requestId,
+              traceId: currentTraceId(),
               operation: operationName ?? null,
               viewer: contextValue.viewer?.id ?? null,
               outcome: codes.length === 0 ? 'ok' : 'error',

@@ -1,6 +1,7 @@
 import type { GatewayExecutor, GatewayInterface } from '@apollo/server-gateway-interface';
 import { compileQuery, isCompiledQuery, type CompiledQuery } from 'graphql-jit';
 import { getVariableValues, GraphQLError, printSchema, type ExecutionResult, type GraphQLSchema } from 'graphql';
+import { traced } from './tracing.js';
 
 /**
  * graphql-jit's errors have read-only properties, which plugins that rewrite messages (GraphQL Armor's
@@ -49,7 +50,21 @@ export function jitGateway(schema: GraphQLSchema): GatewayInterface {
     // the gateway (BAD_USER_INPUT, HTTP 400).
     const coerced = getVariableValues(schema, requestContext.operation.variableDefinitions ?? [], requestContext.request.variables ?? {});
     if (coerced.errors) return { errors: coerced.errors };
-    return withPlainErrors(await query.query(undefined, requestContext.context, coerced.coerced));
+    const compiledQuery = query;
+    // One span for the operation, parent of every loader batch and statement it causes.
+    return traced(
+      `graphql.${requestContext.operation.operation} ${requestContext.operationName ?? 'anonymous'}`,
+      {
+        'graphql.operation.name': requestContext.operationName ?? '',
+        'graphql.operation.type': requestContext.operation.operation,
+        'graphql.document.hash': requestContext.queryHash ?? '',
+      },
+      async (span) => {
+        const result = withPlainErrors(await compiledQuery.query(undefined, requestContext.context, coerced.coerced));
+        if (span && result.errors?.length) span.setAttribute('graphql.errors', result.errors.length);
+        return result;
+      },
+    );
   };
 
   let listener: ((s: { apiSchema: GraphQLSchema; coreSupergraphSdl: string }) => void) | null = null;

@@ -16,6 +16,8 @@ export interface RecordedRequest {
   form: Record<string, string>;
   /** The query string (a GET's `expand[]`). */
   query: Record<string, string>;
+  /** W3C trace context the SDK's request carried, if any. */
+  traceparent: string | undefined;
 }
 
 /** The settings that point an app at this double: its key, webhook secret and address, no SDK retries. */
@@ -127,6 +129,7 @@ export class StripeDouble {
       contentType: req.headers['content-type'],
       form: Object.fromEntries(new URLSearchParams(body)),
       query: Object.fromEntries(url.searchParams),
+      traceparent: req.headers.traceparent as string | undefined,
     };
     this.requests.push(record);
 

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import Keyv from 'keyv';
 import KeyvRedis, { createClient } from '@keyv/redis';
 import { deserialize, serialize } from './serialize.js';
+import { annotateActiveSpan, traced, tracingOn } from '../tracing.js';
 
 /** Counters of one layer, or of one request. */
 export interface LayerStats {
@@ -240,8 +241,11 @@ export class CacheService {
     if (this.pendingInvalidations.size > 0) await this.flushPendingInvalidations();
     const tags = [...new Set(requests.flatMap((r) => r.tags))];
     let raw: unknown[] | null;
+    const keys = [...requests.map((r) => ENTRY_PREFIX + r.key), ...tags.map((t) => TAG_PREFIX + t)];
     try {
-      raw = await this.guard(this.keyv.getMany([...requests.map((r) => ENTRY_PREFIX + r.key), ...tags.map((t) => TAG_PREFIX + t)]));
+      raw = tracingOn
+        ? await traced('cache.lookup', { 'paygraph.cache.store': this.pingStore ? 'redis' : 'memory', 'paygraph.cache.keys': keys.length }, () => this.guard(this.keyv.getMany(keys)))
+        : await this.guard(this.keyv.getMany(keys));
     } catch (err) {
       this.countError(stats, err);
       raw = null;
@@ -270,6 +274,8 @@ export class CacheService {
         this.totals.misses++;
       }
     });
+    // On the span of whatever asked (a loader's batch): how much of it the cache answered.
+    annotateActiveSpan({ 'paygraph.cache.hits': requests.length - missing.length, 'paygraph.cache.misses': missing.length });
     if (missing.length === 0) return results;
 
     // Single flight: a miss already being loaded by this process, for the same versions, is awaited.

@@ -3,6 +3,7 @@ import type { SqlEntityManager } from '@mikro-orm/postgresql';
 import { Payment } from './payment.entity.js';
 import type { PaymentCountKey, PaymentPageRow, PaymentStatsRow, UserPaymentsKey } from './payment.repository.js';
 import { cacheTags, type QueryCache } from '../../core/cache/index.js';
+import { tracedBatch } from '../../core/tracing.js';
 
 function pageKey(k: UserPaymentsKey): string {
   const after = k.after ? `${k.after.createdAtMs}.${k.after.id}` : '';
@@ -21,7 +22,7 @@ export function createPaymentLoaders(em: SqlEntityManager, cache: QueryCache) {
   return {
     /** Up to `first` rows per key, or `first + 1` when probing (the extra row says a next page exists). */
     paymentsByUserId: new DataLoader<UserPaymentsKey, PaymentPageRow[], string>(
-      (keys) =>
+      tracedBatch('paymentsByUserId', (keys: readonly UserPaymentsKey[]) =>
         cache.getOrLoadMany(
           'paymentsByUserId',
           keys.map((k) => [k.userId, k.first, k.probe, k.after?.createdAtMs ?? null, k.after?.id ?? null, k.status, k.fields] as const),
@@ -38,23 +39,26 @@ export function createPaymentLoaders(em: SqlEntityManager, cache: QueryCache) {
               })),
             ),
         ),
+      ),
       { cacheKeyFn: pageKey, maxBatchSize: 1000 },
     ),
     countPaymentsByUserId: new DataLoader<PaymentCountKey, number, string>(
-      (keys) =>
+      tracedBatch('countPaymentsByUserId', (keys: readonly PaymentCountKey[]) =>
         cache.getOrLoadMany(
           'countPaymentsByUserId',
           keys.map((k) => [k.userId, k.status] as [number, PaymentCountKey['status']]),
           { tags: userPaymentsTag },
           (missing) => payments.countByUser(missing.map(([userId, status]) => ({ userId, status }))),
         ),
+      ),
       { cacheKeyFn: (k) => `${k.userId}|${k.status ?? ''}`, maxBatchSize: 1000 },
     ),
     paymentStatsByUserId: new DataLoader<number, PaymentStatsRow[]>(
-      (userIds) =>
+      tracedBatch('paymentStatsByUserId', (userIds: readonly number[]) =>
         cache.getOrLoadMany('paymentStatsByUserId', userIds.map((id) => [id] as [number]), { tags: userPaymentsTag }, (missing) =>
           payments.statsByUser(missing.map(([id]) => id)),
         ),
+      ),
       { maxBatchSize: 1000 },
     ),
   };
