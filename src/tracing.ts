@@ -33,7 +33,11 @@ export function startTracing(env: NodeJS.ProcessEnv = process.env): TracingHandl
       new PgInstrumentation({
         requireParentSpan: true,
         requestHook: (span, info) => {
-          span.setAttribute('db.query.shape', sqlShape(info.query.text));
+          // Statements travel with their values inlined (MikroORM): traces keep the shape only, so no
+          // email, id or amount leaves the process in a span.
+          const shape = sqlShape(info.query.text);
+          span.setAttribute('db.query.text', shape);
+          span.setAttribute('db.query.shape', shape);
           span.setAttribute('paygraph.db.target', 'primary');
         },
         responseHook: (span, info) => {
