@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { SignJWT } from 'jose';
@@ -6,6 +7,7 @@ import { createTestApp, TEST_JWT_SECRET, type TestApp } from '../helpers/test-ap
 import { signedEvent, stripeEnvFor, StripeDouble } from '../helpers/stripe-double.js';
 import { subscribeWith, sleep, wsClient, type Subscriber } from '../helpers/ws-client.js';
 import { RedisProcess, hasRedisServer } from '../helpers/redis-server.js';
+import { projectRoot } from '../helpers/server-process.js';
 import { createApp, type App } from '../../src/app.js';
 import { secretKey } from '../../src/modules/auth/auth.js';
 
@@ -206,6 +208,39 @@ describe.skipIf(!redisUrl)('payment subscriptions across two instances on one Re
     expect((await t.sql('select status from payments where id = ?', [Number(id)]))[0]).toEqual({ status: 'PENDING' });
     await sub.dispose();
   });
+
+  it('delivers a change made by `npm run reconcile` in another process', async () => {
+    const { id, intent } = await createPayment(b, user2);
+    stripe.succeed(intent);
+    // The oldest unsettled payment, so a run of one takes it (the seed's demo intents are unknown to the double).
+    await t.sql(`update payments set updated_at = timestamptz '2000-01-01' where id = ?`, [Number(id)]);
+    const sub = subscribeWith(client(user2), PAYMENT_UPDATED, { id });
+    await untilSubscribed(t.app, 1);
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      ...stripeEnv(),
+      NODE_ENV: 'test',
+      DATABASE_URL: t.db.url,
+      REDIS_URL: redisUrl,
+      CACHE_NAMESPACE: t.config.cache.namespace,
+      RECONCILE_AFTER_SECONDS: '60',
+      RECONCILE_BATCH_SIZE: '1',
+      RECONCILE_MIN_CALL_INTERVAL_MS: '0',
+      LOG_LEVEL: 'silent',
+    };
+    for (const name of ['VITEST', 'VITEST_POOL_ID', 'VITEST_WORKER_ID']) delete env[name];
+    let output = '';
+    const code = await new Promise<number | null>((resolve) => {
+      const child = spawn('npm', ['run', '--silent', 'reconcile'], { cwd: projectRoot, env });
+      child.stdout.on('data', (c) => (output += c));
+      child.stderr.on('data', (c) => (output += c));
+      child.on('exit', resolve);
+    });
+    expect(code, output).toBe(0);
+    await sub.waitFor(1, 3000);
+    expect(sub.results[0]!.data.paymentUpdated).toMatchObject({ id, status: 'COMPLETED' });
+    await sub.dispose();
+  }, 60_000);
 
   it('exports sockets, subscriptions, events published and delivered in /metrics', async () => {
     const sub = subscribeWith(client(admin), PAYMENT_UPDATED);

@@ -107,12 +107,7 @@ export function createRealtime(deps: RealtimeDeps) {
   };
 
   // A write is committed and known by its tags when it invalidates them: publish each payment it changed.
-  deps.cache.onInvalidate(async (tags) => {
-    const ids = tags.flatMap((tag) => (/^payment:(\d+)$/.exec(tag) ? [Number(tag.slice(8))] : []));
-    if (ids.length === 0) return;
-    const rows = await eventFork('event:publish').getRepository(Payment).findRowsByIds(ids);
-    for (const payment of rows) await bus.publish({ payment });
-  });
+  deps.cache.onInvalidate(paymentPublisher(deps.orm, bus));
 
   let activeSubscriptions = 0;
   // Counts kept by the bus and the streams are read when metrics are scraped.
@@ -298,6 +293,21 @@ export function createRealtime(deps: RealtimeDeps) {
 }
 
 export type Realtime = ReturnType<typeof createRealtime>;
+
+/**
+ * What publishes payment changes from invalidations: given the tags a committed write bumped, it loads
+ * the row of each payment among them (one statement) and publishes it. Used by the app and by
+ * `npm run reconcile`.
+ */
+export function paymentPublisher(orm: MikroORM, bus: PaymentEventBus): (tags: readonly string[]) => Promise<void> {
+  return async (tags) => {
+    const ids = tags.flatMap((tag) => (/^payment:(\d+)$/.exec(tag) ? [Number(tag.slice(8))] : []));
+    if (ids.length === 0) return;
+    const em = orm.em.fork({ loggerContext: { [SQL_STATS_KEY]: new SqlStats(), requestId: 'event:publish' } }) as SqlEntityManager;
+    const rows = await em.getRepository(Payment).findRowsByIds(ids);
+    for (const payment of rows) await bus.publish({ payment });
+  };
+}
 
 function withCode(code: string) {
   return (error: GraphQLError): GraphQLError =>
