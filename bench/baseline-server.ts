@@ -30,6 +30,12 @@ const handlers: Record<string, Handler> = {
     for (const p of payments.rows) byUser.get(p.user_id)!.push({ id: String(p.id), amount: p.amount, status: p.status });
     return { users: { nodes: users.rows.map((u) => ({ id: String(u.id), email: u.email, payments: { nodes: byUser.get(u.id) } })) } };
   },
+  /** Q1 with each payment's user: the same two statements, the user's email written into each payment. */
+  async Q1U(viewer, variables) {
+    const q1 = (await handlers.Q1!(viewer, variables)) as { users: { nodes: { email: string; payments: { nodes: Record<string, unknown>[] } }[] } };
+    for (const u of q1.users.nodes) u.payments.nodes = u.payments.nodes.map((p) => ({ ...p, user: { email: u.email } }));
+    return q1;
+  },
   async Q2(_viewer, { id }) {
     const rows = await pool.query<{ email: string; amount: number | null; status: string | null }>(
       `select u.email, p.amount, p.status from users u

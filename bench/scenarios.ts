@@ -3,7 +3,7 @@
  * uses. The baseline server answers the same operations (by name) with the same JSON.
  */
 export interface Scenario {
-  name: 'Q1' | 'Q2' | 'Q3' | 'Q4' | 'Q5';
+  name: 'Q1' | 'Q1U' | 'Q2' | 'Q3' | 'Q4' | 'Q5';
   description: string;
   query: string;
   /** Variables of the i-th request (deterministic, so every run asks the same). */
@@ -24,6 +24,14 @@ export const SCENARIOS: Scenario[] = [
     name: 'Q1',
     description: 'users(first:100) with payments(first:10)',
     query: 'query Q1 { users(first: 100) { nodes { id email payments(first: 10) { nodes { id amount status } } } } }',
+    variables: () => ({}),
+    token: 'admin',
+    distinct: 1,
+  },
+  {
+    name: 'Q1U',
+    description: 'Q1 with each payment\'s back-reference (user { email }), the first budget of README',
+    query: 'query Q1U { users(first: 100) { nodes { id email payments(first: 10) { nodes { id amount status user { email } } } } } }',
     variables: () => ({}),
     token: 'admin',
     distinct: 1,

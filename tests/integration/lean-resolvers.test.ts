@@ -179,4 +179,29 @@ describe('lean field resolvers', () => {
     expect(echo({ id: 4 }, { text: 'x' }, { viewer: { id: 9 }, sql: { notePath() {} } }, info)).toBe('4:x:9');
     expect(seen).toEqual([['x', String]]);
   });
+
+  it('answer Payment.user with the row the request already holds at once (no promise), authorization first', async () => {
+    const schema = await buildAppSchema();
+    const payment = schema.getType('Payment');
+    if (!isObjectType(payment)) throw new Error('no Payment type');
+    const resolve = payment.getFields().user!.resolve!;
+    const row = { id: 3, email: 'user3@paygraph.dev', name: 'x', isActive: true, role: 'USER', createdAt: 0, deletedAt: null };
+    const loaded: number[] = [];
+    const loaders = {
+      knownUser: (id: number) => (id === 3 ? row : undefined),
+      userById: { load: async (id: number) => (loaded.push(id), { ...row, id }) },
+    };
+    const info = { path: { prev: undefined, key: 'user', typename: 'Payment' } } as unknown as GraphQLResolveInfo;
+    const ctx = (viewer: { id: number; role: Role }) => ({ viewer, loaders, sql: { notePath() {} } });
+    // Held: the row itself, synchronously, and no load.
+    expect(resolve({ id: 10, userId: 3 }, {}, ctx({ id: 1, role: Role.ADMIN }), info)).toBe(row);
+    expect(loaded).toEqual([]);
+    // Not held: through the loader.
+    const pending = resolve({ id: 11, userId: 4 }, {}, ctx({ id: 1, role: Role.ADMIN }), info);
+    expect(pending).toBeInstanceOf(Promise);
+    expect(await pending).toMatchObject({ id: 4 });
+    expect(loaded).toEqual([4]);
+    // Another user's payment: refused before anything is looked at.
+    expect(() => resolve({ id: 10, userId: 3 }, {}, ctx({ id: 2, role: Role.USER }), info)).toThrow(/User not found/);
+  });
 });

@@ -134,13 +134,21 @@ export class PaymentResolver {
     return ctx.payments.refundPayment(paymentDeps(ctx), parseId(id), amount ?? null, idempotencyKey ?? null);
   }
 
+  /**
+   * Not async on purpose: when the request already holds the user's row (a page under its user, or
+   * any user row read before), the answer is that row at once, no promise, so a thousand payments of
+   * `users { payments { user } }` keep the executor on its synchronous path. Authorization first, always.
+   */
   @FieldResolver(() => UserType)
-  async user(@Root() payment: PaymentRow, @Ctx() ctx: Context): Promise<UserRow> {
+  user(@Root() payment: PaymentRow, @Ctx() ctx: Context): UserRow | Promise<UserRow> {
     if (!canSeeUser(requireViewer(ctx.viewer), payment.userId)) throw new NotFoundError('User');
-    const user = await ctx.loaders.userById.load(payment.userId);
-    // The foreign key makes this impossible short of a concurrent delete, which it also forbids.
-    if (!user) throw new Error(`payment ${payment.id} has no user ${payment.userId}`);
-    return user;
+    const known = ctx.loaders.knownUser(payment.userId);
+    if (known) return known;
+    return ctx.loaders.userById.load(payment.userId).then((user) => {
+      // The foreign key makes this impossible short of a concurrent delete, which it also forbids.
+      if (!user) throw new Error(`payment ${payment.id} has no user ${payment.userId}`);
+      return user;
+    });
   }
 
   /** One statement: the page joined with its users, which are primed for `Payment.user`. */
