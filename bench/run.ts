@@ -218,7 +218,8 @@ interface Tokens {
 }
 
 function body(scenario: Scenario, i: number): string {
-  return JSON.stringify({ operationName: scenario.name, query: scenario.query, variables: scenario.variables(i) });
+  const query = typeof scenario.query === 'function' ? scenario.query(i) : scenario.query;
+  return JSON.stringify({ operationName: scenario.name, query, variables: scenario.variables(i) });
 }
 
 /** The first `count` user ids after the admin that the seed leaves active (it deactivates ids divisible by 10). */

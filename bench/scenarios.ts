@@ -3,9 +3,10 @@
  * uses. The baseline server answers the same operations (by name) with the same JSON.
  */
 export interface Scenario {
-  name: 'Q1' | 'Q1U' | 'Q2' | 'Q3' | 'Q4' | 'Q5';
+  name: 'Q1' | 'Q1U' | 'Q2' | 'Q3' | 'Q4' | 'Q4D' | 'Q5';
   description: string;
-  query: string;
+  /** The document, the same for every request, or the i-th request's own (distinct documents). */
+  query: string | ((i: number) => string);
   /** Variables of the i-th request (deterministic, so every run asks the same). */
   variables: (i: number) => Record<string, unknown>;
   /** Token of the i-th request: the admin's, or one of many users'. */
@@ -60,6 +61,15 @@ export const SCENARIOS: Scenario[] = [
     variables: (i) => ({ id: String(1 + ((i % 2000) * 10) % (USERS * PAYMENTS_PER_USER)) }),
     token: 'admin',
     distinct: 2000,
+  },
+  {
+    name: 'Q4D',
+    description: 'Q4 with the id written into the document: a distinct document per request, as Sandbox users and scripts send',
+    query: (i) => `query Q4D { payment(id: "${1 + ((i * 7919) % (USERS * PAYMENTS_PER_USER))}") { amount user { email } } }`,
+    // The baseline reads the id from the variables; the app ignores variables its document does not declare.
+    variables: (i) => ({ id: String(1 + ((i * 7919) % (USERS * PAYMENTS_PER_USER))) }),
+    token: 'admin',
+    distinct: USERS * PAYMENTS_PER_USER,
   },
   {
     name: 'Q5',

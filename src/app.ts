@@ -67,6 +67,8 @@ export interface App {
   reconciler: Reconciler | null;
   /** Subscriptions over graphql-ws on /graphql, and the payment event bus. */
   realtime: Realtime;
+  /** How many documents the jit executor holds compiled, and counts runs of; null with graphql-js. */
+  executorSizes: { compiled: () => number; counted: () => number } | null;
   /** From now on /readyz answers 503 (draining), while requests are still served. */
   beginDrain(): void;
   /** Stops the HTTP server (draining in-flight operations) and closes the database pool. */
@@ -181,8 +183,9 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   ];
   if (config.debugSql) plugins.push(debugStatsPlugin());
 
+  const jit = config.graphql.executor === 'jit' ? jitGateway(schema, { compileAfter: config.graphql.jitCompileAfter }) : null;
   const apollo = new ApolloServer<Context>({
-    ...(config.graphql.executor === 'jit' ? { gateway: jitGateway(schema) } : { schema }),
+    ...(jit ? { gateway: jit } : { schema }),
     plugins,
     validationRules: armor.validationRules,
     // graphql-js counts tokens while parsing and stops past the limit: a 400 GRAPHQL_PARSE_FAILED
@@ -249,6 +252,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     cache,
     reconciler,
     realtime,
+    executorSizes: jit?.sizes ?? null,
     beginDrain() {
       draining = true;
       realtime.beginDrain();

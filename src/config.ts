@@ -33,6 +33,7 @@ const variables = z.object({
   GRAPHQL_MAX_DIRECTIVES: z.coerce.number().int().min(0).max(1000).default(20),
   GRAPHQL_BATCH_MAX: z.coerce.number().int().min(0).max(100).default(0),
   GRAPHQL_EXECUTOR: z.enum(['jit', 'graphql-js']).default('jit'),
+  GRAPHQL_JIT_COMPILE_AFTER: z.coerce.number().int().min(1).max(1000).default(2),
   GRAPHQL_TRUSTED_DOCUMENTS: z.string().min(1).optional(),
   GRAPHQL_TRUSTED_DOCUMENTS_ADMIN_ANY: booleanFromEnv.optional(),
   PERSISTED_QUERIES_TTL_SECONDS: z.coerce.number().int().min(1).max(30 * 86_400).default(86_400),
@@ -134,6 +135,8 @@ export interface Config {
     readonly batchMax: number;
     /** `jit` (graphql-jit, compiled per operation) or the reference `graphql-js` executor. */
     readonly executor: 'jit' | 'graphql-js';
+    /** With `jit`: a document is compiled on its n-th run; graphql-js runs it until then. */
+    readonly jitCompileAfter: number;
     /** A persisted-documents manifest: when set, only its operations run (see src/modules/documents). */
     readonly trustedDocuments: string | undefined;
     /** Development only: an ADMIN's token may run any operation despite `trustedDocuments`. */
@@ -227,6 +230,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxDirectives: e.GRAPHQL_MAX_DIRECTIVES,
       batchMax: e.GRAPHQL_BATCH_MAX,
       executor: e.GRAPHQL_EXECUTOR,
+      jitCompileAfter: e.GRAPHQL_JIT_COMPILE_AFTER,
       trustedDocuments: e.GRAPHQL_TRUSTED_DOCUMENTS,
       trustedDocumentsAdminAny: e.GRAPHQL_TRUSTED_DOCUMENTS_ADMIN_ANY ?? false,
       persistedQueriesTtlSeconds: e.PERSISTED_QUERIES_TTL_SECONDS,

@@ -1,6 +1,6 @@
 import type { GatewayExecutor, GatewayInterface } from '@apollo/server-gateway-interface';
 import { compileQuery, isCompiledQuery, type CompiledQuery } from 'graphql-jit';
-import { getVariableValues, GraphQLError, printSchema, type ExecutionResult, type GraphQLSchema } from 'graphql';
+import { execute, getVariableValues, GraphQLError, printSchema, type ExecutionResult, type GraphQLSchema } from 'graphql';
 import { traced } from './tracing.js';
 
 /**
@@ -17,17 +17,55 @@ function withPlainErrors(result: ExecutionResult): ExecutionResult {
   return { ...result, errors };
 }
 
-/** Compiled operations kept at most (one per distinct document and operation name). */
-const MAX_COMPILED = 1000;
+/** Compiled operations kept at most (one per distinct document and operation name), least recently used out. */
+const MAX_COMPILED = 100;
+/** Documents whose runs are counted at most, least recently seen out. */
+const MAX_COUNTED = 10_000;
+
+/** A Map that keeps its most recently used entries, up to `max`. */
+class Lru<K, V> extends Map<K, V> {
+  constructor(private readonly max: number) {
+    super();
+  }
+
+  override get(key: K): V | undefined {
+    const value = super.get(key);
+    if (value !== undefined) {
+      super.delete(key);
+      super.set(key, value);
+    }
+    return value;
+  }
+
+  override set(key: K, value: V): this {
+    if (super.has(key)) super.delete(key);
+    super.set(key, value);
+    if (this.size > this.max) this.delete(this.keys().next().value as K);
+    return this;
+  }
+}
+
+export interface JitOptions {
+  /**
+   * A document is compiled when it runs for this time; before, graphql-js executes it. A compile costs
+   * time and about a megabyte, which a document sent once (an id written into the text, as Sandbox
+   * users and scripts do) never pays back.
+   */
+  compileAfter?: number;
+}
 
 /**
  * Executes operations with graphql-jit instead of graphql-js, behind Apollo's gateway interface (the
- * documented way to give Apollo Server another executor). Each distinct operation is compiled once
- * into a specialised function and kept; Apollo still parses, validates, runs every plugin hook and
- * formats the response. Resolvers see the same (root, args, context, info) as with graphql-js.
+ * documented way to give Apollo Server another executor). A document that keeps coming back (the
+ * `compileAfter`-th run) is compiled once into a specialised function and kept (at most 100, least
+ * recently used out: about a megabyte each, so about 100 MB at most); until then, and for documents seen once, graphql-js executes it, as the
+ * Fastify adapter Mercurius does. Apollo still parses, validates, runs every plugin hook and formats
+ * the response. Resolvers see the same (root, args, context, info) either way.
  */
-export function jitGateway(schema: GraphQLSchema): GatewayInterface {
-  const compiled = new Map<string, CompiledQuery | ExecutionResult>();
+export function jitGateway(schema: GraphQLSchema, options: JitOptions = {}): GatewayInterface & { sizes: { compiled: () => number; counted: () => number } } {
+  const compileAfter = Math.max(1, options.compileAfter ?? 2);
+  const compiled = new Lru<string, CompiledQuery | ExecutionResult>(MAX_COMPILED);
+  const runs = new Lru<string, number>(MAX_COUNTED);
   const executor: GatewayExecutor = async (requestContext) => {
     if (!requestContext.operation) {
       // Apollo answers OPERATION_RESOLUTION_FAILURE (400) with this error, as graphql-js words it.
@@ -38,11 +76,27 @@ export function jitGateway(schema: GraphQLSchema): GatewayInterface {
     const key = `${requestContext.queryHash}:${requestContext.operationName ?? ''}`;
     let query = compiled.get(key);
     if (!query) {
+      const seen = (runs.get(key) ?? 0) + 1;
+      if (seen < compileAfter) {
+        runs.set(key, seen);
+        return traced(
+          `graphql.${requestContext.operation.operation} ${requestContext.operationName ?? 'anonymous'}`,
+          { 'graphql.operation.name': requestContext.operationName ?? '', 'graphql.operation.type': requestContext.operation.operation, 'graphql.document.hash': requestContext.queryHash ?? '', 'graphql.executor': 'graphql-js' },
+          async () =>
+            execute({
+              schema,
+              document: requestContext.document,
+              operationName: requestContext.operationName ?? undefined,
+              variableValues: requestContext.request.variables ?? {},
+              contextValue: requestContext.context,
+            }),
+        );
+      }
+      runs.delete(key);
       query = compileQuery(schema, requestContext.document, requestContext.operationName ?? undefined, {
         // Apollo serialises the response itself.
         customJSONSerializer: false,
       });
-      if (compiled.size >= MAX_COMPILED) compiled.delete(compiled.keys().next().value!);
       compiled.set(key, query);
     }
     if (!isCompiledQuery(query)) return withPlainErrors(query);
@@ -67,6 +121,14 @@ export function jitGateway(schema: GraphQLSchema): GatewayInterface {
     );
   };
 
+  return gateway(schema, executor, () => {
+    compiled.clear();
+    runs.clear();
+  }, { compiled: () => compiled.size, counted: () => runs.size });
+}
+
+/** Apollo's gateway interface around an executor. */
+function gateway(schema: GraphQLSchema, executor: GatewayExecutor, clear: () => void, sizes: { compiled: () => number; counted: () => number }): GatewayInterface & { sizes: typeof sizes } {
   let listener: ((s: { apiSchema: GraphQLSchema; coreSupergraphSdl: string }) => void) | null = null;
   return {
     onSchemaLoadOrUpdate(callback) {
@@ -80,7 +142,8 @@ export function jitGateway(schema: GraphQLSchema): GatewayInterface {
       return { executor };
     },
     async stop() {
-      compiled.clear();
+      clear();
     },
+    sizes,
   };
 }

@@ -262,3 +262,25 @@ describe('a user\'s page query fetches what the selection needs, and no more', (
     for (const u of r.body.data!.users.nodes) expect(u.payments.nodes).toEqual([{ user: { email: u.email } }]);
   });
 });
+
+describe('the jit executor compiles only what comes back', () => {
+  it('runs a document seen once with graphql-js, compiles it on its second run, with the same answers', async () => {
+    const sizes = t.app.executorSizes!;
+    const token = admin;
+    const doc = `{ payment(id: "${(await t.sql<{ id: number }>('select id from payments order by id limit 1'))[0]!.id}") { amount status user { email } } }`;
+    const before = sizes.compiled();
+    const first = await t.gql(doc, { token });
+    expect(sizes.compiled()).toBe(before);
+    const second = await t.gql(doc, { token });
+    expect(sizes.compiled()).toBe(before + 1);
+    const third = await t.gql(doc, { token });
+    expect(sizes.compiled()).toBe(before + 1);
+    expect(second.body.data).toEqual(first.body.data);
+    expect(third.body.data).toEqual(first.body.data);
+    // A stream of distinct documents (an id written into each) compiles none of them.
+    const ids = (await t.sql<{ id: number }>('select id from payments order by id limit 30')).map((r) => r.id);
+    const compiledBefore = sizes.compiled();
+    for (const id of ids) expect((await t.gql(`{ payment(id: "${id}") { id } }`, { token })).body.data!.payment.id).toBe(String(id));
+    expect(sizes.compiled()).toBe(compiledBefore);
+  });
+});
