@@ -21,6 +21,7 @@ import { createMetrics, registerMetricsRoute, type PoolStats } from './core/metr
 import { registerHealthRoutes } from './core/health.js';
 import { statementMonitor } from './core/slow-statements.js';
 import { jitGateway } from './core/jit-executor.js';
+import { HotDocumentStore } from './core/document-store.js';
 import { cachePolicyPlugin, debugStatsPlugin, errorResponsePlugin, graphqlOverHttpStatusPlugin, nPlusOnePlugin, operationLogPlugin } from './core/apollo-plugins.js';
 import { CacheService } from './core/cache/index.js';
 import { createStripeClient } from './modules/payment/stripe.client.js';
@@ -69,6 +70,8 @@ export interface App {
   realtime: Realtime;
   /** How many documents the jit executor holds compiled, and counts runs of; null with graphql-js. */
   executorSizes: { compiled: () => number; counted: () => number } | null;
+  /** Parsed and validated documents Apollo keeps (those seen twice). */
+  documentStore: HotDocumentStore;
   /** From now on /readyz answers 503 (draining), while requests are still served. */
   beginDrain(): void;
   /** Stops the HTTP server (draining in-flight operations) and closes the database pool. */
@@ -183,11 +186,14 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   ];
   if (config.debugSql) plugins.push(debugStatsPlugin());
 
+  const documentStore = new HotDocumentStore();
   const jit = config.graphql.executor === 'jit' ? jitGateway(schema, { compileAfter: config.graphql.jitCompileAfter }) : null;
   const apollo = new ApolloServer<Context>({
     ...(jit ? { gateway: jit } : { schema }),
     plugins,
     validationRules: armor.validationRules,
+    // Parsed and validated documents, kept for those that come back (see HotDocumentStore).
+    documentStore: documentStore,
     // graphql-js counts tokens while parsing and stops past the limit: a 400 GRAPHQL_PARSE_FAILED
     // ("Document contains more that N tokens"), before a large document costs more than its lexing.
     parseOptions: { maxTokens: config.graphql.maxTokens },
@@ -253,6 +259,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     reconciler,
     realtime,
     executorSizes: jit?.sizes ?? null,
+    documentStore,
     beginDrain() {
       draining = true;
       realtime.beginDrain();

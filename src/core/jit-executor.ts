@@ -2,6 +2,7 @@ import type { GatewayExecutor, GatewayInterface } from '@apollo/server-gateway-i
 import { compileQuery, isCompiledQuery, type CompiledQuery } from 'graphql-jit';
 import { execute, getVariableValues, GraphQLError, printSchema, type ExecutionResult, type GraphQLSchema } from 'graphql';
 import { traced } from './tracing.js';
+import { Lru } from './lru.js';
 
 /**
  * graphql-jit's errors have read-only properties, which plugins that rewrite messages (GraphQL Armor's
@@ -21,29 +22,6 @@ function withPlainErrors(result: ExecutionResult): ExecutionResult {
 const MAX_COMPILED = 100;
 /** Documents whose runs are counted at most, least recently seen out. */
 const MAX_COUNTED = 10_000;
-
-/** A Map that keeps its most recently used entries, up to `max`. */
-class Lru<K, V> extends Map<K, V> {
-  constructor(private readonly max: number) {
-    super();
-  }
-
-  override get(key: K): V | undefined {
-    const value = super.get(key);
-    if (value !== undefined) {
-      super.delete(key);
-      super.set(key, value);
-    }
-    return value;
-  }
-
-  override set(key: K, value: V): this {
-    if (super.has(key)) super.delete(key);
-    super.set(key, value);
-    if (this.size > this.max) this.delete(this.keys().next().value as K);
-    return this;
-  }
-}
 
 export interface JitOptions {
   /**

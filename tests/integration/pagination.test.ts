@@ -280,7 +280,12 @@ describe('the jit executor compiles only what comes back', () => {
     // A stream of distinct documents (an id written into each) compiles none of them.
     const ids = (await t.sql<{ id: number }>('select id from payments order by id limit 30')).map((r) => r.id);
     const compiledBefore = sizes.compiled();
+    const storedBefore = t.app.documentStore.size;
     for (const id of ids) expect((await t.gql(`{ payment(id: "${id}") { id } }`, { token })).body.data!.payment.id).toBe(String(id));
     expect(sizes.compiled()).toBe(compiledBefore);
+    // Nor does Apollo keep their parsed documents: only what is seen twice is.
+    expect(t.app.documentStore.size).toBe(storedBefore);
+    await t.gql(`{ payment(id: "${ids[0]}") { id } }`, { token });
+    expect(t.app.documentStore.size).toBe(storedBefore + 1);
   });
 });
