@@ -1,6 +1,6 @@
 import type { MikroORM, SqlEntityManager } from '@mikro-orm/postgresql';
 import { createLoaders, type Loaders } from './loaders.js';
-import { SQL_STATS_KEY, SqlStats } from './core/sql-stats.js';
+import { attributedFork, SqlStats } from './core/sql-stats.js';
 import type { TokenVerifier, Viewer } from './modules/auth/auth.js';
 import { currentViewer } from './modules/auth/viewer.js';
 import { bindQueryCache, QueryCache, type CacheService } from './core/cache/index.js';
@@ -83,7 +83,7 @@ export async function buildContext(
  */
 export async function contextFor(deps: ContextDeps, requestId: string, claims: Viewer | null, options: { fresh: boolean }): Promise<Context> {
   const sql = new SqlStats({ keepTexts: deps.keepSqlTexts, nPlusOneThreshold: deps.nPlusOneThreshold });
-  const em = deps.orm.em.fork({ loggerContext: { [SQL_STATS_KEY]: sql, requestId } });
+  const em = attributedFork(deps.orm.em, requestId, sql);
   const cache = new QueryCache(deps.cache, { enabled: deps.queryCacheEnabled && !options.fresh });
   bindQueryCache(em, cache);
   const loaders = createLoaders(em, cache);

@@ -51,23 +51,21 @@ export function jitGateway(schema: GraphQLSchema, options: JitOptions = {}): Gat
       const name = requestContext.request.operationName;
       return { errors: [new GraphQLError(name ? `Unknown operation named "${name}".` : 'Must provide operation name if query contains multiple operations.')] };
     }
-    const key = `${requestContext.queryHash}:${requestContext.operationName ?? ''}`;
+    const { operation, operationName } = requestContext;
+    const key = `${requestContext.queryHash}:${operationName ?? ''}`;
     let query = compiled.get(key);
     if (!query) {
       const seen = (runs.get(key) ?? 0) + 1;
       if (seen < compileAfter) {
         runs.set(key, seen);
-        return traced(
-          `graphql.${requestContext.operation.operation} ${requestContext.operationName ?? 'anonymous'}`,
-          { 'graphql.operation.name': requestContext.operationName ?? '', 'graphql.operation.type': requestContext.operation.operation, 'graphql.document.hash': requestContext.queryHash ?? '', 'graphql.executor': 'graphql-js' },
-          async () =>
-            execute({
-              schema,
-              document: requestContext.document,
-              operationName: requestContext.operationName ?? undefined,
-              variableValues: requestContext.request.variables ?? {},
-              contextValue: requestContext.context,
-            }),
+        return traceOperation(requestContext, 'graphql-js', () =>
+          execute({
+            schema,
+            document: requestContext.document,
+            operationName: operationName ?? undefined,
+            variableValues: requestContext.request.variables ?? {},
+            contextValue: requestContext.context,
+          }),
         );
       }
       runs.delete(key);
@@ -80,29 +78,35 @@ export function jitGateway(schema: GraphQLSchema, options: JitOptions = {}): Gat
     if (!isCompiledQuery(query)) return withPlainErrors(query);
     // graphql-js coerces the variables, so a bad one is reported exactly as Apollo reports it without
     // the gateway (BAD_USER_INPUT, HTTP 400).
-    const coerced = getVariableValues(schema, requestContext.operation.variableDefinitions ?? [], requestContext.request.variables ?? {});
+    const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], requestContext.request.variables ?? {});
     if (coerced.errors) return { errors: coerced.errors };
     const compiledQuery = query;
-    // One span for the operation, parent of every loader batch and statement it causes.
-    return traced(
-      `graphql.${requestContext.operation.operation} ${requestContext.operationName ?? 'anonymous'}`,
-      {
-        'graphql.operation.name': requestContext.operationName ?? '',
-        'graphql.operation.type': requestContext.operation.operation,
-        'graphql.document.hash': requestContext.queryHash ?? '',
-      },
-      async (span) => {
-        const result = withPlainErrors(await compiledQuery.query(undefined, requestContext.context, coerced.coerced));
-        if (span && result.errors?.length) span.setAttribute('graphql.errors', result.errors.length);
-        return result;
-      },
-    );
+    return traceOperation(requestContext, 'graphql-jit', async () => withPlainErrors(await compiledQuery.query(undefined, requestContext.context, coerced.coerced)));
   };
 
   return gateway(schema, executor, () => {
     compiled.clear();
     runs.clear();
   }, { compiled: () => compiled.size, counted: () => runs.size });
+}
+
+/** One span for the operation, parent of every loader batch and statement it causes. */
+function traceOperation(
+  requestContext: Parameters<GatewayExecutor>[0],
+  executor: 'graphql-js' | 'graphql-jit',
+  run: () => ExecutionResult | Promise<ExecutionResult>,
+): Promise<ExecutionResult> {
+  const type = requestContext.operation!.operation;
+  const name = requestContext.operationName ?? '';
+  return traced(
+    `graphql.${type} ${name || 'anonymous'}`,
+    { 'graphql.operation.name': name, 'graphql.operation.type': type, 'graphql.document.hash': requestContext.queryHash ?? '', 'graphql.executor': executor },
+    async (span) => {
+      const result = await run();
+      if (span && result.errors?.length) span.setAttribute('graphql.errors', result.errors.length);
+      return result;
+    },
+  );
 }
 
 /** Apollo's gateway interface around an executor. */

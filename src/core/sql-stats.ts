@@ -1,4 +1,4 @@
-import { DefaultLogger, type LogContext, type LoggerOptions } from '@mikro-orm/core';
+import { DefaultLogger, type EntityManager, type LogContext, type LoggerOptions } from '@mikro-orm/core';
 import type { ResponsePath } from 'graphql';
 
 /** `users.nodes.*.payments`: list indexes folded, so one path names a whole N+1. */
@@ -100,6 +100,14 @@ export class SqlStats {
 
 /** Logger context key under which a fork carries its request's `SqlStats`. */
 export const SQL_STATS_KEY = 'sqlStats';
+
+/**
+ * A fork of `em` whose statements are attributed to `requestId` (a request, a webhook, a reconciliation
+ * run, an event): counted, logged as slow with that id, and never "unattributed" beside a request.
+ */
+export function attributedFork<E extends EntityManager>(em: E, requestId: string, stats: SqlStats = new SqlStats()): E {
+  return em.fork({ disableContextResolution: true, loggerContext: { [SQL_STATS_KEY]: stats, requestId } }) as E;
+}
 
 /** One statement as the monitoring sees it. */
 export interface StatementEvent {

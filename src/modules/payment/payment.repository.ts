@@ -321,8 +321,11 @@ export class PaymentRepository extends EntityRepository<Payment> {
 
   // --- Writes. Each is one statement whose condition makes it safe under concurrency. ---
 
-  /** Inserts a PENDING payment unless the user already has one under this key; the id either way. */
-  async insertPendingOnce(data: NewPayment): Promise<{ id: number; inserted: boolean }> {
+  /**
+   * Inserts a PENDING payment unless the user already has one under this key; the id either way, and
+   * the existing payment (its user joined) when there was one.
+   */
+  async insertPendingOnce(data: NewPayment): Promise<{ id: number; inserted: true } | { id: number; inserted: false; existing: Payment }> {
     const [inserted] = await queryRows<{ id: number }>(
       this.getEntityManager(),
       `insert into payments (user_id, amount, currency, description, idempotency_key, status, created_by, updated_by)
@@ -334,7 +337,7 @@ export class PaymentRepository extends EntityRepository<Payment> {
     if (inserted) return { id: inserted.id, inserted: true };
     const existing = await this.getPaymentByIdempotencyKey(data.userId, data.idempotencyKey);
     if (!existing) throw new Error(`payment of user ${data.userId} under key ${data.idempotencyKey} vanished`);
-    return { id: existing.id, inserted: false };
+    return { id: existing.id, inserted: false, existing };
   }
 
   /** PENDING -> CANCELED for a payment Stripe never heard of; false if it is no longer such a payment. */

@@ -92,15 +92,15 @@ export function createPaymentService() {
       const stripe = requireStripe(deps.stripe);
       const currency = input.currency.toLowerCase();
       const description = input.description ?? null;
-      const repo = payments(deps);
       const data = { userId: viewer.id, amount: input.amount, currency, description, idempotencyKey: input.idempotencyKey };
-      const { id, inserted } = await audited(deps, async (tx) => {
+      const created = await audited(deps, async (tx) => {
         const result = await tx.insertPendingOnce(data);
         const { idempotencyKey: _key, ...fields } = data;
         return { result, change: result.inserted ? paymentChange(result.id, 'create', null, { ...fields, status: PaymentStatus.PENDING }) : null };
       });
-      if (!inserted) {
-        const existing = (await repo.getPaymentWithUser(id))!;
+      const id = created.id;
+      if (!created.inserted) {
+        const { existing } = created;
         if (existing.amount !== input.amount || existing.currency !== currency || (existing.description ?? null) !== description) {
           throw new ConflictError('idempotencyKey was already used for a payment with other parameters');
         }

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import Stripe from 'stripe';
 import { applyStripeEvent } from './webhook.service.js';
-import { SQL_STATS_KEY, SqlStats } from '../../core/sql-stats.js';
+import { attributedFork } from '../../core/sql-stats.js';
 
 export const WEBHOOK_PATH = '/webhooks/stripe';
 const BODY_LIMIT = 1024 * 1024;
@@ -47,8 +47,7 @@ export async function registerStripeWebhook(fastify: FastifyInstance, deps: Webh
         return reply.code(400).send({ error: 'malformed event' });
       }
       // Its statements are attributed to this request (operation logs, slow-statement reports).
-      const em = deps.orm.em.fork({ loggerContext: { [SQL_STATS_KEY]: new SqlStats(), requestId: request.id } });
-      const { outcome, tags } = await applyStripeEvent(em, event);
+      const { outcome, tags } = await applyStripeEvent(attributedFork(deps.orm.em, request.id), event);
       await deps.invalidate(tags);
       request.log.info({ eventId: event.id, type: event.type, outcome }, 'stripe webhook');
       return reply.code(200).send({ received: true, outcome });

@@ -16,7 +16,7 @@ import {
   type GraphQLSchema,
   type ValidationRule,
 } from 'graphql';
-import type { MikroORM, SqlEntityManager } from '@mikro-orm/postgresql';
+import type { MikroORM } from '@mikro-orm/postgresql';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { contextFor, type ContextDeps, type PaymentEvents } from '../../context.js';
 import { createLoaders, type Loaders } from '../../loaders.js';
@@ -25,7 +25,8 @@ import type { TokenVerifier } from '../auth/auth.js';
 import { PaymentEventBus, type PaymentEvent } from './payment-events.js';
 import { requestedHash, TRUSTED_DOCUMENT_REQUIRED, type TrustedDocuments } from '../documents/trusted-documents.js';
 import { bindQueryCache, QueryCache, type CacheService } from '../../core/cache/index.js';
-import { SQL_STATS_KEY, SqlStats } from '../../core/sql-stats.js';
+import { attributedFork } from '../../core/sql-stats.js';
+import { currentViewer } from '../auth/viewer.js';
 import { operationCost } from '../../core/security.js';
 import { formatClientError } from '../../core/errors.js';
 
@@ -82,10 +83,6 @@ export function createRealtime(deps: RealtimeDeps) {
     onError: (message, err) => deps.log.warn({ err }, message),
   });
 
-  /** A fork for work that belongs to an event, not a request: its statements are attributed to it. */
-  const eventFork = (label: string): SqlEntityManager =>
-    deps.orm.em.fork({ loggerContext: { [SQL_STATS_KEY]: new SqlStats(), requestId: label } }) as SqlEntityManager;
-
   const sharedLoaders = new WeakMap<PaymentEvent, Loaders>();
   let slowSubscribers = 0;
   const events: PaymentEvents = {
@@ -96,7 +93,7 @@ export function createRealtime(deps: RealtimeDeps) {
     loadersFor(event) {
       let loaders = sharedLoaders.get(event);
       if (!loaders) {
-        const em = eventFork(`event:payment:${event.payment.id}`);
+        const em = attributedFork(deps.orm.em, `event:payment:${event.payment.id}`);
         const cache = new QueryCache(deps.cache, { enabled: deps.queryCacheEnabled });
         bindQueryCache(em, cache);
         loaders = createLoaders(em, cache);
@@ -172,7 +169,7 @@ export function createRealtime(deps: RealtimeDeps) {
           const verified = await deps.tokens.verifyAuthorization(typeof header === 'string' ? header : undefined);
           if (!verified) return false;
           // Deactivated or deleted users are refused here as on HTTP.
-          await contextFor(contextDeps, 'ws:connect', verified.viewer, { fresh: false });
+          await currentViewer(verified.viewer, attributedFork(deps.orm.em, 'ws:connect'), deps.cache, { fresh: false });
           ctx.extra.claims = verified.viewer as SocketState['claims'];
           const socket = ctx.extra.socket!;
           const untilExpiry = verified.expiresAtMs - Date.now();
@@ -303,8 +300,7 @@ export function paymentPublisher(orm: MikroORM, bus: PaymentEventBus): (tags: re
   return async (tags) => {
     const ids = tags.flatMap((tag) => (/^payment:(\d+)$/.exec(tag) ? [Number(tag.slice(8))] : []));
     if (ids.length === 0) return;
-    const em = orm.em.fork({ loggerContext: { [SQL_STATS_KEY]: new SqlStats(), requestId: 'event:publish' } }) as SqlEntityManager;
-    const rows = await em.getRepository(Payment).findRowsByIds(ids);
+    const rows = await attributedFork(orm.em, 'event:publish').getRepository(Payment).findRowsByIds(ids);
     for (const payment of rows) await bus.publish({ payment });
   };
 }

@@ -6,7 +6,7 @@ import { observationsOfIntent, settle } from '../payment/payment.settlement.js';
 import type { StripeClient } from '../payment/stripe.client.js';
 import { reconcilerActor } from '../audit/audit.js';
 import { inTransaction, tryAdvisoryXactLock } from '../../core/sql.js';
-import { SQL_STATS_KEY, SqlStats } from '../../core/sql-stats.js';
+import { attributedFork } from '../../core/sql-stats.js';
 
 /** The advisory lock every instance's run takes: one run at a time across all instances. */
 export const RECONCILE_LOCK_KEY = 0x70617967; // "payg"
@@ -56,8 +56,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export function createReconciler(options: ReconcilerOptions) {
   const { orm, stripe, log } = options;
   /** A fork of its own for each piece of a run, its statements attributed to the run (logs, N+1 and slow-statement reports). */
-  const fresh = (runId: string): SqlEntityManager =>
-    orm.em.fork({ disableContextResolution: true, loggerContext: { [SQL_STATS_KEY]: new SqlStats(), requestId: runId } }) as SqlEntityManager;
+  const fresh = (runId: string): SqlEntityManager => attributedFork(orm.em, runId);
 
   async function reconcilePayment(id: number, runId: string): Promise<boolean> {
     const current = await fresh(runId).getRepository(Payment).getPaymentWithUser(id);
