@@ -31,6 +31,7 @@ import { createRealtime, type Realtime } from './modules/realtime/realtime.js';
 import { registerStripeWebhook } from './modules/payment/webhook.route.js';
 import { loadTrustedDocuments, registerTrustedDocuments } from './modules/documents/trusted-documents.js';
 import { secretKey, TokenVerifier } from './modules/auth/auth.js';
+import { ResponseCache, type ResponseCacheResult } from './modules/response-cache/response-cache.js';
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
@@ -72,6 +73,8 @@ export interface App {
   executorSizes: { compiled: () => number; counted: () => number } | null;
   /** Parsed and validated documents Apollo keeps (those seen twice). */
   documentStore: HotDocumentStore;
+  /** Whole responses of queries (RESPONSE_CACHE_ENABLED); null when off. */
+  responseCache: ResponseCache | null;
   /** From now on /readyz answers 503 (draining), while requests are still served. */
   beginDrain(): void;
   /** Stops the HTTP server (draining in-flight operations) and closes the database pool. */
@@ -185,6 +188,15 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     graphqlOverHttpStatusPlugin(),
   ];
   if (config.debugSql) plugins.push(debugStatsPlugin());
+  const responseCache = config.responseCache.enabled
+    ? new ResponseCache(cache, {
+        ttlSeconds: config.responseCache.ttlSeconds,
+        maxMemoryBytes: config.responseCache.maxMemoryMb * 1024 * 1024,
+        debugExtensions: config.debugSql,
+        registry: metrics.registry,
+      })
+    : null;
+  if (responseCache) plugins.push(responseCache.plugin());
 
   const documentStore = new HotDocumentStore();
   const jit = config.graphql.executor === 'jit' ? jitGateway(schema, { compileAfter: config.graphql.jitCompileAfter }) : null;
@@ -227,10 +239,55 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   });
   const trustedDocuments = config.graphql.trustedDocuments ? await loadTrustedDocuments(config.graphql.trustedDocuments) : null;
   if (trustedDocuments) registerTrustedDocuments(fastify, { documents: trustedDocuments, adminAny: config.graphql.trustedDocumentsAdminAny, tokens });
+  // A context built before Apollo runs (to find the viewer a cached response is keyed by) is used as is.
+  const builtContexts = new WeakMap<object, Context>();
+  const apolloHandler = fastifyApolloHandler(apollo, {
+    context: async (request) => builtContexts.get(request) ?? buildContext(contextDeps, request.id, request.headers),
+  });
   fastify.route({
     url: '/graphql',
     method: ['GET', 'POST', 'OPTIONS'],
-    handler: fastifyApolloHandler(apollo, { context: async (request) => buildContext(contextDeps, request.id, request.headers) }),
+    handler: !responseCache
+      ? apolloHandler
+      : async function (this: FastifyInstance, request: Parameters<typeof apolloHandler>[0], reply: Parameters<typeof apolloHandler>[1]) {
+          const bypass = () => {
+            responseCache.count('bypass');
+            void reply.header('x-response-cache', 'bypass');
+            return apolloHandler.call(this, request, reply);
+          };
+          if (request.method !== 'POST') return bypass();
+          let context: Context;
+          try {
+            context = await buildContext(contextDeps, request.id, request.headers);
+          } catch {
+            // A refused token: Apollo builds the context again and answers with the error.
+            return bypass();
+          }
+          builtContexts.set(request, context);
+          const plan = responseCache.plan(request.body, request.headers, context.viewer);
+          if ('key' in plan) {
+            const started = performance.now();
+            const hit = await responseCache.lookup(plan.key);
+            if (hit) {
+              responseCache.count('hit');
+              const seconds = (performance.now() - started) / 1000;
+              metrics.observeAnswered(hit.operationName, seconds);
+              request.log.info(
+                { requestId: request.id, operation: hit.operationName, viewer: context.viewer?.id ?? null, outcome: 'ok', durationMs: Math.round(seconds * 10_000) / 10, sql: { statements: 0, durationMs: 0 }, responseCache: 'hit' },
+                'graphql operation',
+              );
+              return reply.code(200).header('content-type', hit.contentType).header('x-response-cache', 'hit').send(hit.body);
+            }
+          }
+          const body = await apolloHandler.call(this, request, reply);
+          let result: ResponseCacheResult = 'bypass';
+          if ('key' in plan && typeof body === 'string') {
+            result = await responseCache.store(plan.key, context, body, reply.statusCode, reply.getHeader('content-type') as string | undefined);
+          }
+          responseCache.count(result);
+          void reply.header('x-response-cache', result);
+          return body;
+        },
   });
   let draining = false;
   registerHealthRoutes(fastify, { orm, cache, isDraining: () => draining });
@@ -260,6 +317,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     realtime,
     executorSizes: jit?.sizes ?? null,
     documentStore,
+    responseCache,
     beginDrain() {
       draining = true;
       realtime.beginDrain();

@@ -59,6 +59,9 @@ const variables = z.object({
   RECONCILE_MIN_CALL_INTERVAL_MS: z.coerce.number().int().min(0).max(60_000).default(50),
   CACHE_NAMESPACE: z.string().regex(/^[\w.-]{1,64}$/, { message: 'must be 1-64 letters, digits, _ . -' }).default('paygraph'),
   SEED_DEMO: booleanFromEnv.optional(),
+  RESPONSE_CACHE_ENABLED: booleanFromEnv.optional(),
+  RESPONSE_CACHE_TTL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(300),
+  RESPONSE_CACHE_MAX_MB: z.coerce.number().int().min(1).max(65_536).default(64),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -85,6 +88,9 @@ const envSchema = variables.superRefine((env, ctx) => {
   }
   if (env.NODE_ENV === 'production' && env.GRAPHQL_TRUSTED_DOCUMENTS_ADMIN_ANY === true) {
     ctx.addIssue({ code: 'custom', path: ['GRAPHQL_TRUSTED_DOCUMENTS_ADMIN_ANY'], message: 'is for development (Apollo Sandbox) and refused in production' });
+  }
+  if (env.RESPONSE_CACHE_ENABLED === true && !env.CACHE_ENABLED) {
+    ctx.addIssue({ code: 'custom', path: ['RESPONSE_CACHE_ENABLED'], message: 'needs CACHE_ENABLED=true (a response is cached by the tags of its query-cache reads)' });
   }
   if (env.JWT_SECRET !== undefined && env.JWT_SECRET.length < 32) {
     ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'must be at least 32 characters' });
@@ -183,6 +189,13 @@ export interface Config {
     /** Key prefix; instances that should share entries and invalidations share it. */
     readonly namespace: string;
   };
+  readonly responseCache: {
+    /** Whole responses of queries, invalidated exactly (src/modules/response-cache); default: CACHE_ENABLED. */
+    readonly enabled: boolean;
+    readonly ttlSeconds: number;
+    /** Bound of the in-process store (no Redis): megabytes of response bodies. */
+    readonly maxMemoryMb: number;
+  };
   /** Seed demo data into an empty database at start; by default only in development. */
   readonly seedDemo: boolean;
   readonly logLevel: string;
@@ -262,6 +275,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ttlSeconds: e.CACHE_TTL_SECONDS,
       timeoutMs: e.CACHE_TIMEOUT_MS,
       namespace: e.CACHE_NAMESPACE,
+    }),
+    responseCache: Object.freeze({
+      enabled: e.RESPONSE_CACHE_ENABLED ?? e.CACHE_ENABLED,
+      ttlSeconds: e.RESPONSE_CACHE_TTL_SECONDS,
+      maxMemoryMb: e.RESPONSE_CACHE_MAX_MB,
     }),
     seedDemo: e.SEED_DEMO ?? e.NODE_ENV === 'development',
     logLevel: e.LOG_LEVEL,

@@ -84,12 +84,12 @@ export async function buildContext(
 export async function contextFor(deps: ContextDeps, requestId: string, claims: Viewer | null, options: { fresh: boolean }): Promise<Context> {
   const sql = new SqlStats({ keepTexts: deps.keepSqlTexts, nPlusOneThreshold: deps.nPlusOneThreshold });
   const em = attributedFork(deps.orm.em, requestId, sql);
-  const cache = new QueryCache(deps.cache, { enabled: deps.queryCacheEnabled && !options.fresh });
+  const cache = new QueryCache(deps.cache, { enabled: deps.queryCacheEnabled && !options.fresh, em });
   bindQueryCache(em, cache);
-  const loaders = createLoaders(em, cache);
+  const loaders = createLoaders(cache);
   let viewer: Viewer | null = null;
   if (claims) {
-    const current = await currentViewer(claims, em, deps.cache, { fresh: options.fresh });
+    const current = await currentViewer(claims, em, deps.cache, { fresh: options.fresh, dependencies: cache.dependencies });
     viewer = current.viewer;
     loaders.primeUsers([current.row]);
   }

@@ -106,7 +106,15 @@ export function createMetrics(sources: { cacheTotals: () => LayerStats | null; p
     },
   };
 
-  return { registry, plugin };
+  /** An operation answered without running it (a response-cache hit): counted like any other. */
+  const observeAnswered = (operationName: string | null, seconds: number) => {
+    const operation = operationLabel(operationName);
+    operations.inc({ operation, outcome: 'ok' });
+    duration.observe({ operation, outcome: 'ok' }, seconds);
+    statements.observe({ operation }, 0);
+  };
+
+  return { registry, plugin, observeAnswered };
 }
 
 const digest = (text: string) => createHash('sha256').update(text).digest();

@@ -55,6 +55,11 @@ function foldSql(sql: string): string {
  */
 export class SqlStats {
   statements = 0;
+  /**
+   * Statements sent outside a tagged read of the query cache (see `taggedReadFork`): a response that
+   * read anything this way depends on data no invalidation tag names, so it is never cached whole.
+   */
+  untagged = 0;
   durationMs = 0;
   /** Kept only when asked for (debug responses, tests): texts cost memory on the hot path. */
   readonly texts: StatementRecord[] | null;
@@ -81,8 +86,9 @@ export class SqlStats {
     return foldPath(this.lastPath);
   }
 
-  record(sql: string, durationMs: number): void {
+  record(sql: string, durationMs: number, tagged = false): void {
     this.statements++;
+    if (!tagged) this.untagged++;
     this.durationMs += durationMs;
     this.texts?.push({ sql, durationMs });
     if (!this.shapes) return;
@@ -107,6 +113,18 @@ export const SQL_STATS_KEY = 'sqlStats';
  */
 export function attributedFork<E extends EntityManager>(em: E, requestId: string, stats: SqlStats = new SqlStats()): E {
   return em.fork({ disableContextResolution: true, loggerContext: { [SQL_STATS_KEY]: stats, requestId } }) as E;
+}
+
+/** Logger context key marking statements sent by a tagged read of the query cache. */
+export const TAGGED_READ_KEY = 'taggedRead';
+
+/**
+ * A fork of a request's `em` for the loads of the query cache alone: its statements count against the
+ * same request, marked as tagged reads (their results are known by the tags the load declared). Only
+ * `QueryCache` hands it out, to the load it runs, so no other read can borrow the mark.
+ */
+export function taggedReadFork<E extends EntityManager>(em: E): E {
+  return em.fork({ disableContextResolution: true, loggerContext: { ...em.getLoggerContext(), [TAGGED_READ_KEY]: true } }) as E;
 }
 
 /** One statement as the monitoring sees it. */
@@ -145,7 +163,7 @@ export class StatsLogger extends DefaultLogger {
     const stats = (context as Record<string, unknown>)[SQL_STATS_KEY];
     if (stats instanceof SqlStats) {
       this.totals.attributed++;
-      stats.record(context.query, context.took ?? 0);
+      stats.record(context.query, context.took ?? 0, (context as Record<string, unknown>)[TAGGED_READ_KEY] === true);
     } else {
       this.totals.unattributed++;
     }

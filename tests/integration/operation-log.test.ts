@@ -28,9 +28,16 @@ describe('the operation log', () => {
       viewer: 2,
       outcome: 'ok',
       sql: { statements: 2 },
-      cache: { misses: 1, sets: 1, hits: 0, errors: 0 },
+      cache: { misses: 2, sets: 2, hits: 0, errors: 0 },
     });
     expect(ops[0]!.durationMs).toBeGreaterThan(0);
+
+    // The same again is answered by the response cache: still one line, saying so.
+    lines.length = 0;
+    await t.gql('query History { paymentHistory(first: 2) { nodes { id } } me { id paymentCount } }', { token, headers: { 'x-request-id': 'log-test-2' } });
+    const again = lines.filter((l) => l.msg === 'graphql operation');
+    expect(again).toHaveLength(1);
+    expect(again[0]).toMatchObject({ requestId: 'log-test-2', operation: 'History', viewer: 2, outcome: 'ok', sql: { statements: 0 }, responseCache: 'hit' });
   });
 
   it('records the error codes of a failed operation', async () => {

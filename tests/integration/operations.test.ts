@@ -48,8 +48,9 @@ describe('health, readiness and metrics', () => {
     expect(text).toMatch(/^graphql_operations_total\{operation="UsersPage",outcome="ok"\} 2$/m);
     expect(text).toMatch(/^graphql_operations_total\{operation="Forbidden",outcome="error"\} 1$/m);
     expect(text).toMatch(/^graphql_operation_duration_seconds_count\{operation="UsersPage",outcome="ok"\} 2$/m);
-    // First run: the users page and the count batch; second run: the page only (counts cached).
-    expect(text).toMatch(/^graphql_operation_sql_statements_sum\{operation="UsersPage"\} 3$/m);
+    // First run: the users page and the count batch; second run: answered by the response cache.
+    expect(text).toMatch(/^graphql_operation_sql_statements_sum\{operation="UsersPage"\} 2$/m);
+    expect(text).toMatch(/^response_cache_requests_total\{result="hit"\} 1$/m);
     expect(text).toMatch(/^query_cache_hits_total \d+$/m);
     expect(text).toMatch(/^query_cache_misses_total [1-9]\d*$/m);
     expect(text).toMatch(/^db_pool_connections_max 5$/m);

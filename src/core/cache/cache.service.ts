@@ -39,6 +39,8 @@ export interface LoadRequest {
   key: string;
   /** Invalidation tags, known from the arguments (so versions are read before the load). */
   tags: readonly string[];
+  /** Tags whose versions are read and reported with the entry's, without being stored on it. */
+  watch?: readonly string[];
 }
 
 const TAG_PREFIX = 'tag:';
@@ -235,11 +237,12 @@ export class CacheService {
     ttlMs: number,
     loadMissing: (missing: number[]) => Promise<T[]>,
     stats: LayerStats,
+    onVersions?: (versions: Readonly<Record<string, string>> | null) => void,
   ): Promise<T[]> {
     if (requests.length === 0) return [];
     // An invalidation that could not be written earlier goes first, now that the store may be back.
     if (this.pendingInvalidations.size > 0) await this.flushPendingInvalidations();
-    const tags = [...new Set(requests.flatMap((r) => r.tags))];
+    const tags = [...new Set(requests.flatMap((r) => (r.watch ? [...r.tags, ...r.watch] : r.tags)))];
     let raw: unknown[] | null;
     const keys = [...requests.map((r) => ENTRY_PREFIX + r.key), ...tags.map((t) => TAG_PREFIX + t)];
     try {
@@ -262,6 +265,8 @@ export class CacheService {
         this.countError(stats, err);
       }
     }
+    // A tag this instance could not yet bump is not current at any version the store holds.
+    onVersions?.(versions && !tags.some((t) => this.pendingInvalidations.has(t)) ? versions : null);
     requests.forEach((request, i) => {
       const entry = raw?.[i] as Entry | undefined;
       if (entry && versions && this.isCurrent(entry, request.tags, versions)) {
@@ -338,6 +343,23 @@ export class CacheService {
    */
   onInvalidate(listener: (tags: readonly string[]) => Promise<void> | void): void {
     this.invalidationListeners.push(listener);
+  }
+
+  /**
+   * The store's current version of each tag, in order: undefined where it holds none, or where this
+   * instance has an invalidation of it not yet written (no entry carrying it is current here). Throws
+   * when the store does not answer (callers fail open).
+   */
+  async tagVersions(tags: readonly string[]): Promise<(string | undefined)[]> {
+    if (tags.length === 0) return [];
+    if (this.pendingInvalidations.size > 0) await this.flushPendingInvalidations();
+    const stored = await this.guard(this.keyv.getMany(tags.map((t) => TAG_PREFIX + t)));
+    return tags.map((tag, i) => (typeof stored[i] === 'string' && !this.pendingInvalidations.has(tag) ? (stored[i] as string) : undefined));
+  }
+
+  /** True with a remote store (Redis): entries are shared by every instance. */
+  get isShared(): boolean {
+    return this.pingStore !== null;
   }
 
   /** Invalidations written by nobody yet (tests and metrics). */

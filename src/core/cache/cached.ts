@@ -28,13 +28,22 @@ export function cached<Args extends unknown[]>(options: CachedOptions<Args> = {}
     const original = descriptor.value as (...args: Args) => Promise<unknown>;
     const name = options.key ?? `${target.constructor.name}.${propertyKey}`;
     descriptor.value = function (this: unknown, ...args: Args) {
-      const self = this as { getEntityManager?: () => EntityManager } | undefined;
-      const em = typeof self?.getEntityManager === 'function' ? self.getEntityManager() : (args.find((a) => a instanceof EntityManager) as EntityManager | undefined);
+      const self = this as { getEntityManager?: () => EntityManager; entityName?: string } | undefined;
+      const isRepository = typeof self?.getEntityManager === 'function';
+      const em = isRepository ? self!.getEntityManager!() : (args.find((a) => a instanceof EntityManager) as EntityManager | undefined);
       const scope = queryCacheFor(em);
       if (!scope?.enabled) return original.apply(this, args);
       // Neither the key nor the tags see an EntityManager argument.
       const keyArgs = args.filter((a) => !(a instanceof EntityManager)) as unknown as Args;
-      return scope.getOrLoad(name, keyArgs, options, () => original.apply(this, args));
+      // The load reads through the EntityManager the scope hands it (its statements are tagged reads).
+      // (A scope made without an EntityManager hands none: then the method reads as it was called.)
+      return scope.getOrLoad(name, keyArgs, options, (loadEm) =>
+        !loadEm
+          ? original.apply(this, args)
+          : isRepository
+            ? original.apply(loadEm.getRepository(self!.entityName!), args)
+            : original.apply(this, args.map((a) => (a instanceof EntityManager ? loadEm : a)) as Args),
+      );
     };
   };
 }
@@ -51,6 +60,6 @@ export function cachedFunction<Args extends unknown[], T>(
   return (em, ...args) => {
     const scope = queryCacheFor(em);
     if (!scope?.enabled) return fn(em, ...args);
-    return scope.getOrLoad(name, args, options, () => fn(em, ...args));
+    return scope.getOrLoad(name, args, options, (loadEm) => fn(loadEm ?? em, ...args));
   };
 }

@@ -1,5 +1,5 @@
 export { CacheService, type CacheServiceOptions, type LayerStats } from './cache.service.js';
-export { QueryCache, type CacheSpec, type QueryCacheStats } from './query-cache.js';
+export { QueryCache, ReadDependencies, type CacheSpec, type QueryCacheStats } from './query-cache.js';
 export { cached, cachedFunction, bindQueryCache, queryCacheFor } from './cached.js';
 export { cacheKey } from './cache-key.js';
 export { serialize, deserialize } from './serialize.js';
@@ -10,4 +10,4 @@ import type { CacheService } from './cache.service.js';
 export async function clearCache(cache: CacheService): Promise<void> {
   await cache.clear();
 }
-export { cacheTags, paymentWriteTags } from './tags.js';
+export { cacheTags, paymentWriteTags, userWriteTags } from './tags.js';

@@ -1,12 +1,68 @@
+import type { SqlEntityManager } from '@mikro-orm/postgresql';
 import { cacheKey } from './cache-key.js';
 import { emptyStats, type CacheService, type LayerStats } from './cache.service.js';
+import { taggedReadFork } from '../sql-stats.js';
 
 export interface CacheSpec<Args extends unknown[]> {
   /** Seconds; the service default (CACHE_TTL_SECONDS) when unset. */
   ttl?: number;
   /** Invalidation tags from the arguments, e.g. `([id]) => [\`user:${id}\`]`. */
   tags?: (args: Args) => string[];
+  /**
+   * Tags the load may also read under without being the entry's own: e.g. a payment read joined to its
+   * user primes that user's row, which the `users` tag covers. Their versions are read with the entry's
+   * (before the load) and become dependencies of the request's response, not of the entry.
+   */
+  watch?: (args: Args) => string[];
 }
+
+/**
+ * The tags, with their versions, that one request's reads depended on (read before each load, so a
+ * write that commits during it leaves an older version here). The response cache keeps a response
+ * only while every one of them is still current, and not at all if some version could not be read.
+ */
+export class ReadDependencies {
+  readonly versions = new Map<string, string>();
+  private known = true;
+
+  /** The versions one lookup was made at; null when the store could not say. */
+  note(tags: readonly string[], versions: Readonly<Record<string, string>> | null): void {
+    if (!versions) {
+      this.known = false;
+      return;
+    }
+    for (const tag of tags) {
+      const version = versions[tag];
+      const seen = this.versions.get(tag);
+      // One request read a tag at two versions: a write landed between its reads; keep nothing.
+      if (version === undefined || (seen !== undefined && seen !== version)) this.known = false;
+      else this.versions.set(tag, version);
+    }
+  }
+
+  /** A read whose dependencies no tag names (or a cache turned off midway): nothing is known. */
+  unknown(): void {
+    this.known = false;
+  }
+
+  get complete(): boolean {
+    return this.known;
+  }
+}
+
+export interface QueryCacheOptions {
+  enabled: boolean;
+  /**
+   * The request's EntityManager. Loads get a fork of it that marks their statements as tagged reads
+   * (see `taggedReadFork`); with the cache off, or without `em`, loads get `em` itself.
+   */
+  em?: SqlEntityManager;
+  /** Where this scope notes what it read (shared with other scopes of one request); a new one if unset. */
+  dependencies?: ReadDependencies;
+}
+
+/** What a load gets: the arguments of its misses, and the EntityManager to read them with. */
+export type LoadMissing<Args, T> = (missing: Args[], em: SqlEntityManager) => Promise<T[]>;
 
 export interface QueryCacheStats extends LayerStats {
   /** Answered by this request's own memo, without reaching the shared store. */
@@ -26,12 +82,25 @@ export class QueryCache {
   private readonly l1 = { hits: 0 };
   private readonly shared: LayerStats = emptyStats();
   private on: boolean;
+  private readonly em: SqlEntityManager | undefined;
+  private readerEm: SqlEntityManager | undefined;
+  /** The tags (and versions) this request's cached reads depended on. */
+  readonly dependencies: ReadDependencies;
 
   constructor(
     private readonly service: CacheService | null,
-    options: { enabled: boolean },
+    options: QueryCacheOptions,
   ) {
     this.on = options.enabled && service !== null;
+    this.em = options.em;
+    this.dependencies = options.dependencies ?? new ReadDependencies();
+  }
+
+  /** The EntityManager a load reads with: the tagged fork (made at the first miss) while enabled. */
+  private loadEm(): SqlEntityManager {
+    if (!this.em) return undefined as unknown as SqlEntityManager;
+    if (!this.on) return this.em;
+    return (this.readerEm ??= taggedReadFork(this.em));
   }
 
   get enabled(): boolean {
@@ -42,11 +111,17 @@ export class QueryCache {
   disable(): void {
     this.on = false;
     this.memo.clear();
+    this.dependencies.unknown();
   }
 
   /** A single value: from the memo, the shared store, or `load`. */
-  async getOrLoad<const Args extends unknown[], T>(name: string, args: Args, spec: CacheSpec<NoInfer<Args>>, load: () => Promise<T>): Promise<T> {
-    const [value] = await this.getOrLoadMany(name, [args], spec, async () => [await load()]);
+  async getOrLoad<const Args extends unknown[], T>(
+    name: string,
+    args: Args,
+    spec: CacheSpec<NoInfer<Args>>,
+    load: (em: SqlEntityManager) => Promise<T>,
+  ): Promise<T> {
+    const [value] = await this.getOrLoadMany(name, [args], spec, async (_missing, em) => [await load(em)]);
     return value as T;
   }
 
@@ -58,9 +133,9 @@ export class QueryCache {
     name: string,
     argLists: readonly Args[],
     spec: CacheSpec<NoInfer<Args>>,
-    loadMissing: (missing: Args[]) => Promise<T[]>,
+    loadMissing: LoadMissing<Args, T>,
   ): Promise<T[]> {
-    if (!this.on || !this.service) return loadMissing([...argLists]);
+    if (!this.on || !this.service) return loadMissing([...argLists], this.loadEm());
     const service = this.service;
     const keys = argLists.map((args) => `${name}:${cacheKey(...args)}`);
     const results: Promise<T>[] = new Array(argLists.length);
@@ -81,11 +156,13 @@ export class QueryCache {
     const unique = fresh.filter((i) => firstOfKey.get(keys[i]!) === i);
     if (unique.length < fresh.length) this.l1.hits += fresh.length - unique.length;
     if (unique.length > 0) {
+      const requests = unique.map((i) => ({ key: keys[i]!, tags: spec.tags?.(argLists[i]!) ?? [], watch: spec.watch?.(argLists[i]!) }));
       const batch = service.getOrLoadMany(
-        unique.map((i) => ({ key: keys[i]!, tags: spec.tags?.(argLists[i]!) ?? [] })),
+        requests,
         spec.ttl !== undefined ? spec.ttl * 1000 : service.defaultTtlMs,
-        async (missing) => loadMissing(missing.map((m) => argLists[unique[m]!]!)),
+        async (missing) => loadMissing(missing.map((m) => argLists[unique[m]!]!), this.loadEm()),
         this.shared,
+        (versions) => this.dependencies.note([...new Set(requests.flatMap((r) => [...r.tags, ...(r.watch ?? [])]))], versions),
       );
       unique.forEach((i, n) => {
         const value = batch.then((values) => values[n] as T);

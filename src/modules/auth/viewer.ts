@@ -2,7 +2,7 @@ import type { SqlEntityManager } from '@mikro-orm/postgresql';
 import { User } from '../user/user.entity.js';
 import type { UserRow } from '../user/user.repository.js';
 import type { Viewer } from './auth.js';
-import { cacheTags, QueryCache, type CacheService } from '../../core/cache/index.js';
+import { cacheTags, QueryCache, type CacheService, type ReadDependencies } from '../../core/cache/index.js';
 import { InvalidTokenError } from '../../core/errors.js';
 
 /**
@@ -12,17 +12,18 @@ import { InvalidTokenError } from '../../core/errors.js';
  * (the same entry as the `userById` loader's), which every write to the user bumps everywhere: 0
  * statements when warm, 1 when cold. It is cached even when CACHE_ENABLED=false turns query caching off
  * (that switch is about query results); `Cache-Control: no-cache` reads it fresh. Returns the row too,
- * so the request's loader is primed with it.
+ * so the request's loader is primed with it; the read is noted in `dependencies` (the request's), as
+ * a response that shows the viewer's row depends on it.
  */
 export async function currentViewer(
   claims: Viewer,
   em: SqlEntityManager,
   cache: CacheService,
-  options: { fresh: boolean },
+  options: { fresh: boolean; dependencies?: ReadDependencies },
 ): Promise<{ viewer: Viewer; row: UserRow }> {
-  const scope = new QueryCache(cache, { enabled: !options.fresh });
-  const row = await scope.getOrLoad('userById', [claims.id], { tags: ([id]) => [cacheTags.user(id)] }, async () => {
-    const [found] = await em.getRepository(User).findRowsByIds([claims.id]);
+  const scope = new QueryCache(cache, { enabled: !options.fresh, em, dependencies: options.dependencies });
+  const row = await scope.getOrLoad('userById', [claims.id], { tags: ([id]) => [cacheTags.user(id)] }, async (readEm) => {
+    const [found] = await readEm.getRepository(User).findRowsByIds([claims.id]);
     return found ?? null;
   });
   if (!row || row.deletedAt !== null || !row.isActive) {

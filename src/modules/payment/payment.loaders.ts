@@ -16,8 +16,8 @@ function pageKey(k: UserPaymentsKey): string {
  * aggregates (counts, stats) also go through the query cache under the user's `payments:user:<id>`
  * tag, which every write to one of the user's payments bumps.
  */
-export function createPaymentLoaders(em: SqlEntityManager, cache: QueryCache) {
-  const payments = em.getRepository(Payment);
+export function createPaymentLoaders(cache: QueryCache) {
+  const payments = (em: SqlEntityManager) => em.getRepository(Payment);
   const userPaymentsTag = ([userId]: readonly [number, ...unknown[]]) => [cacheTags.paymentsOfUser(userId)];
   return {
     /** Up to `first` rows per key, or `first + 1` when probing (the extra row says a next page exists). */
@@ -27,8 +27,8 @@ export function createPaymentLoaders(em: SqlEntityManager, cache: QueryCache) {
           'paymentsByUserId',
           keys.map((k) => [k.userId, k.first, k.probe, k.after?.createdAtMs ?? null, k.after?.id ?? null, k.status, k.fields] as const),
           { tags: userPaymentsTag },
-          (missing) =>
-            payments.findPagesByUser(
+          (missing, em) =>
+            payments(em).findPagesByUser(
               missing.map(([userId, first, probe, afterMs, afterId, status, fields]) => ({
                 userId,
                 first,
@@ -48,15 +48,15 @@ export function createPaymentLoaders(em: SqlEntityManager, cache: QueryCache) {
           'countPaymentsByUserId',
           keys.map((k) => [k.userId, k.status] as [number, PaymentCountKey['status']]),
           { tags: userPaymentsTag },
-          (missing) => payments.countByUser(missing.map(([userId, status]) => ({ userId, status }))),
+          (missing, em) => payments(em).countByUser(missing.map(([userId, status]) => ({ userId, status }))),
         ),
       ),
       { cacheKeyFn: (k) => `${k.userId}|${k.status ?? ''}`, maxBatchSize: 1000 },
     ),
     paymentStatsByUserId: new DataLoader<number, PaymentStatsRow[]>(
       tracedBatch('paymentStatsByUserId', (userIds: readonly number[]) =>
-        cache.getOrLoadMany('paymentStatsByUserId', userIds.map((id) => [id] as [number]), { tags: userPaymentsTag }, (missing) =>
-          payments.statsByUser(missing.map(([id]) => id)),
+        cache.getOrLoadMany('paymentStatsByUserId', userIds.map((id) => [id] as [number]), { tags: userPaymentsTag }, (missing, em) =>
+          payments(em).statsByUser(missing.map(([id]) => id)),
         ),
       ),
       { maxBatchSize: 1000 },

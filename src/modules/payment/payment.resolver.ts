@@ -1,6 +1,6 @@
 import { Arg, Ctx, FieldResolver, UseMiddleware, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { Payment, PaymentStatus } from './payment.entity.js';
-import type { PaymentRow } from './payment.repository.js';
+import type { PaymentRepository, PaymentRow } from './payment.repository.js';
 import { PaymentConnection, PaymentType } from './payment.types.js';
 import { Role } from '../user/user.entity.js';
 import type { UserRow } from '../user/user.repository.js';
@@ -28,18 +28,18 @@ function visiblePayment(viewer: Viewer, payment: PaymentRow | null): PaymentRow 
 /**
  * A single payment through the query cache (the row only: its user is cached on its own, under its
  * own tag). On a miss it is one joined statement, and the user row is primed into the request's user
- * loader, so `payment { user { ... } }` costs nothing more. Authorization runs on whatever comes back,
- * cached or not.
+ * loader, so `payment { user { ... } }` costs nothing more; that row was read under the `users` tag,
+ * which the load watches. Authorization runs on whatever comes back, cached or not.
  */
 async function cachedPayment(
   ctx: Context,
   name: string,
   arg: number | string,
   tags: string[],
-  load: () => Promise<{ payment: PaymentRow; user: UserRow } | null>,
+  load: (repo: PaymentRepository) => Promise<{ payment: PaymentRow; user: UserRow } | null>,
 ): Promise<PaymentRow | null> {
-  return ctx.cache.getOrLoad(name, [arg], { tags: () => tags }, async () => {
-    const found = await load();
+  return ctx.cache.getOrLoad(name, [arg], { tags: () => tags, watch: () => [cacheTags.users] }, async (em) => {
+    const found = await load(em.getRepository(Payment));
     if (!found) return null;
     ctx.loaders.primeUsers([found.user]);
     return found.payment;
@@ -63,8 +63,7 @@ export class PaymentResolver {
   async payment(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<PaymentRow | null> {
     const viewer = requireViewer(ctx.viewer);
     const paymentId = parseId(id);
-    const repo = ctx.em.getRepository(Payment);
-    const row = await cachedPayment(ctx, 'payment', paymentId, [cacheTags.payment(paymentId)], () => repo.findRowWithUser({ id: paymentId }));
+    const row = await cachedPayment(ctx, 'payment', paymentId, [cacheTags.payment(paymentId)], (repo) => repo.findRowWithUser({ id: paymentId }));
     return visiblePayment(viewer, row);
   }
 
@@ -74,8 +73,7 @@ export class PaymentResolver {
     @Ctx() ctx: Context,
   ): Promise<PaymentRow | null> {
     const viewer = requireViewer(ctx.viewer);
-    const repo = ctx.em.getRepository(Payment);
-    const row = await cachedPayment(ctx, 'paymentByStripeId', stripePaymentId, [cacheTags.paymentByStripeId(stripePaymentId)], () =>
+    const row = await cachedPayment(ctx, 'paymentByStripeId', stripePaymentId, [cacheTags.paymentByStripeId(stripePaymentId)], (repo) =>
       repo.findRowWithUser({ stripePaymentId }),
     );
     return visiblePayment(viewer, row);
@@ -160,13 +158,19 @@ export class PaymentResolver {
   ): Promise<Connection<PaymentRow>> {
     const size = assertPageSize(first);
     const cursor = after ? decodePaymentCursor(after) : null;
-    const repo = ctx.em.getRepository(Payment);
-    const { payments, users } = await repo.findPageWithUsers({ first: size, after: cursor, filter });
+    // One user's page holds that user's rows only; the whole list holds anyone's.
+    const tags = filter.userId != null ? [cacheTags.paymentsOfUser(filter.userId), cacheTags.user(filter.userId)] : [cacheTags.payments, cacheTags.users];
+    const { payments, users } = await ctx.cache.getOrLoad(
+      'paymentPage',
+      [size, cursor?.createdAtMs ?? null, cursor?.id ?? null, filter.status, filter.userId],
+      { tags: () => tags },
+      (em) => em.getRepository(Payment).findPageWithUsers({ first: size, after: cursor, filter }),
+    );
     ctx.loaders.primeUsers(users);
     const count =
       filter.userId != null
         ? () => ctx.loaders.countPaymentsByUserId.load({ userId: filter.userId!, status: filter.status })
-        : () => repo.countByFilter(filter);
+        : () => ctx.cache.getOrLoad('paymentCount', [filter.status], { tags: () => [cacheTags.payments] }, (em) => em.getRepository(Payment).countByFilter(filter));
     return new Connection(payments, size, encodePaymentCursor, count);
   }
 }

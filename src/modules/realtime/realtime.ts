@@ -94,9 +94,9 @@ export function createRealtime(deps: RealtimeDeps) {
       let loaders = sharedLoaders.get(event);
       if (!loaders) {
         const em = attributedFork(deps.orm.em, `event:payment:${event.payment.id}`);
-        const cache = new QueryCache(deps.cache, { enabled: deps.queryCacheEnabled });
+        const cache = new QueryCache(deps.cache, { enabled: deps.queryCacheEnabled, em });
         bindQueryCache(em, cache);
-        loaders = createLoaders(em, cache);
+        loaders = createLoaders(cache);
         sharedLoaders.set(event, loaders);
       }
       return loaders;

@@ -88,8 +88,8 @@ export class PaymentSubscriptionResolver {
       const paymentId = raw == null ? null : parseId(raw);
       if (paymentId !== null) {
         // The same check as payment(id), through the same cache entry.
-        const row = await ctx.cache.getOrLoad('payment', [paymentId], { tags: () => [cacheTags.payment(paymentId)] }, async () => {
-          const found = await ctx.em.getRepository(Payment).findRowWithUser({ id: paymentId });
+        const row = await ctx.cache.getOrLoad('payment', [paymentId], { tags: () => [cacheTags.payment(paymentId)] }, async (em) => {
+          const found = await em.getRepository(Payment).findRowWithUser({ id: paymentId });
           return found?.payment ?? null;
         });
         if (!row || !canSeeUser(viewer, row.userId)) throw new NotFoundError('Payment');

@@ -1,16 +1,14 @@
 import DataLoader from 'dataloader';
-import type { SqlEntityManager } from '@mikro-orm/postgresql';
 import { User } from './user.entity.js';
 import type { UserRow } from './user.repository.js';
 import { cacheTags, type QueryCache } from '../../core/cache/index.js';
 import { tracedBatch } from '../../core/tracing.js';
 
 /**
- * Users by id for one request, through the query cache (tag `user:<id>`): one store round trip and
+ * Users by id for one request, through the query cache (reading with the EntityManager it hands out) (tag `user:<id>`): one store round trip and
  * at most one statement per batch. Every user row the request reads elsewhere is primed into it.
  */
-export function createUserLoaders(em: SqlEntityManager, cache: QueryCache) {
-  const users = em.getRepository(User);
+export function createUserLoaders(cache: QueryCache) {
   /**
    * The user rows this request already holds (primed or loaded), reachable without a promise. The first
    * row of an id stays, as DataLoader's own memo does, so both always agree.
@@ -21,8 +19,8 @@ export function createUserLoaders(em: SqlEntityManager, cache: QueryCache) {
   };
   const userById = new DataLoader<number, UserRow | null>(
     tracedBatch('userById', async (ids: readonly number[]) => {
-      const rows = await cache.getOrLoadMany('userById', ids.map((id) => [id] as [number]), { tags: ([id]) => [cacheTags.user(id)] }, async (missing) => {
-        const found = await users.findRowsByIds(missing.map(([id]) => id));
+      const rows = await cache.getOrLoadMany('userById', ids.map((id) => [id] as [number]), { tags: ([id]) => [cacheTags.user(id)] }, async (missing, em) => {
+        const found = await em.getRepository(User).findRowsByIds(missing.map(([id]) => id));
         const byId = new Map(found.map((row) => [row.id, row]));
         return missing.map(([id]) => byId.get(id) ?? null);
       });

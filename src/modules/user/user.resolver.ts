@@ -15,7 +15,7 @@ import type { Context } from '../../context.js';
 import { TrackResolverPath } from '../../core/resolver-path.js';
 import { Connection } from '../../core/connection.js';
 import { NotFoundError } from '../../core/errors.js';
-import { cacheTags } from '../../core/cache/index.js';
+import { cacheTags, userWriteTags } from '../../core/cache/index.js';
 import {
   assertPageSize,
   decodePaymentCursor,
@@ -63,7 +63,7 @@ export class UserResolver {
   @Query(() => UserType, { nullable: true })
   async userByEmail(@Arg('email', () => String) email: string, @Ctx() ctx: Context): Promise<UserRow | null> {
     const viewer = requireViewer(ctx.viewer);
-    const row = await ctx.em.getRepository(User).findRowByEmail(email);
+    const row = await ctx.cache.getOrLoad('userByEmail', [email], { tags: () => [cacheTags.users] }, (em) => em.getRepository(User).findRowByEmail(email));
     if (!row) {
       // For a USER, "no such email" must look the same as "someone else's email".
       if (viewer.role !== Role.ADMIN) throw new NotFoundError('User');
@@ -84,10 +84,14 @@ export class UserResolver {
     requireAdmin(ctx.viewer);
     const size = assertPageSize(first);
     const afterId = after ? decodeUserCursor(after) : undefined;
-    const repo = ctx.em.getRepository(User);
-    const rows = await repo.findPage({ first: size, afterId, filter: filter ?? undefined });
+    const usersTag = { tags: () => [cacheTags.users] };
+    const rows = await ctx.cache.getOrLoad('userPage', [size, afterId ?? null, filter], usersTag, (em) =>
+      em.getRepository(User).findPage({ first: size, afterId, filter: filter ?? undefined }),
+    );
     ctx.loaders.primeUsers(rows);
-    return new Connection(rows, size, encodeUserCursor, () => repo.countByFilter(filter ?? undefined));
+    return new Connection(rows, size, encodeUserCursor, () =>
+      ctx.cache.getOrLoad('userCount', [filter], usersTag, (em) => em.getRepository(User).countByFilter(filter ?? undefined)),
+    );
   }
 
   @FieldResolver(() => PaymentConnection, { description: 'Newest first.' })
@@ -137,7 +141,7 @@ export class UserResolver {
   async createUser(@Arg('input', () => CreateUserInput) input: CreateUserInput, @Ctx() ctx: Context): Promise<UserRow> {
     requireAdmin(ctx.viewer);
     const user = await userService.createUser(writeDeps(ctx), input);
-    await ctx.cache.invalidate([cacheTags.user(user.id)]);
+    await ctx.cache.invalidate(userWriteTags(user.id));
     return userEntityToRow(user);
   }
 
@@ -149,7 +153,7 @@ export class UserResolver {
   ): Promise<UserRow> {
     const viewer = requireViewer(ctx.viewer);
     const user = await userService.updateUser(writeDeps(ctx), viewer, parseId(id), input);
-    await ctx.cache.invalidate([cacheTags.user(user.id)]);
+    await ctx.cache.invalidate(userWriteTags(user.id));
     return userEntityToRow(user);
   }
 
@@ -160,7 +164,7 @@ export class UserResolver {
     requireAdmin(ctx.viewer);
     const userId = parseId(id);
     const deleted = await userService.deleteUser(writeDeps(ctx), userId);
-    await ctx.cache.invalidate([cacheTags.user(userId), cacheTags.paymentsOfUser(userId)]);
+    await ctx.cache.invalidate([...userWriteTags(userId), cacheTags.paymentsOfUser(userId)]);
     return deleted;
   }
 }
