@@ -15,6 +15,10 @@ const key = new TextEncoder().encode(process.env.JWT_SECRET);
 type Handler = (viewer: { id: number }, variables: Record<string, string>) => Promise<unknown>;
 
 const handlers: Record<string, Handler> = {
+  /** `{ __typename }`: the same JSON, no data: what node:http costs with a token check and a body. */
+  async T() {
+    return { __typename: 'Query' };
+  },
   async Q1() {
     const users = await pool.query<{ id: number; email: string }>('select id, email from users order by id limit 100');
     const ids = users.rows.map((u) => u.id);

@@ -3,7 +3,8 @@
  *
  * Creates its own database (on DATABASE_URL's server, else an embedded PostgreSQL), seeds 1,000 users
  * x 20 payments, then for each scenario drives the baseline and the real server (a child process,
- * production mode, logs at warn; for Q2 and Q4 also a second one with the cache on) with autocannon:
+ * production mode, logs at warn; for Q2 and Q4 also one with the query cache warm, and for Q1, Q2 and Q4
+ * one with the response cache warm) with autocannon:
  * 16 connections, BENCH_DURATION seconds (10) each after a warm-up, in BENCH_SLICES (2) interleaved
  * slices. Reports requests/s, p50, p99, errors, SQL statements per request (from the server's own
  * /metrics), peak RSS of the server, and the ratio to the baseline; writes bench/results/latest.json.
@@ -32,7 +33,12 @@ const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
 /** Each target's DURATION is split into this many slices, interleaved with the other targets'. */
 const SLICES = Math.max(1, Number(process.env.BENCH_SLICES ?? 2));
+/** Run again on an app with the query cache warm (response cache off), and with the response cache warm. */
 const WARM_SCENARIOS: readonly string[] = ['Q2', 'Q4'];
+const RESPONSE_CACHE_SCENARIOS: readonly string[] = ['Q1', 'Q2', 'Q4'];
+const QUERY_CACHE_WARM = 'app (cache warm)';
+const RESPONSE_CACHE_WARM = 'app (response cache warm)';
+const isWarm = (target: string) => target === QUERY_CACHE_WARM || target === RESPONSE_CACHE_WARM;
 const JWT_SECRET = randomBytes(32).toString('base64url');
 const METRICS_TOKEN = randomBytes(16).toString('hex');
 const log = (line: string) => process.stdout.write(`[bench] ${line}\n`);
@@ -284,7 +290,7 @@ interface Target {
 async function measureInterleaved(targets: Target[], scenario: Scenario, tokens: Tokens): Promise<Result[]> {
   for (const { name, server } of targets) {
     // Warm-up: JIT, pools, and for a cached run every distinct key once.
-    await drive(server.url, scenario, tokens, name === 'app (cache warm)' ? { amount: Math.max(scenario.distinct, CONNECTIONS * 50) } : { duration: WARMUP });
+    await drive(server.url, scenario, tokens, isWarm(name) ? { amount: Math.max(scenario.distinct, CONNECTIONS * 50) } : { duration: WARMUP });
   }
   const before = await Promise.all(targets.map(({ name, server }) => (name === 'baseline' ? null : statementStats(server.url, scenario.name))));
   const slices: { result: autocannon.Result; peakRssMb: number }[][] = targets.map(() => []);
@@ -341,7 +347,7 @@ function table(results: Result[]): string {
   const header = '| scenario | target | req/s | p50 ms | p99 ms | errors | SQL/req | peak RSS MB | x baseline | x cache off |';
   const rows = results.map((r) => {
     const ratio = base.get(r.scenario) ? (r.requestsPerSec / base.get(r.scenario)!).toFixed(2) : '';
-    const vsOff = r.target === 'app (cache warm)' && off.get(r.scenario) ? (r.requestsPerSec / off.get(r.scenario)!).toFixed(2) : '';
+    const vsOff = isWarm(r.target) && off.get(r.scenario) ? (r.requestsPerSec / off.get(r.scenario)!).toFixed(2) : '';
     return `| ${r.scenario} | ${r.target} | ${r.requestsPerSec} | ${r.p50Ms} | ${r.p99Ms} | ${r.errors + r.non2xx} | ${r.statementsPerRequest ?? ''} | ${r.peakRssMb} | ${r.target === 'baseline' ? '1.00' : ratio} | ${vsOff} |`;
   });
   return [header, '|---|---|---|---|---|---|---|---|---|---|', ...rows].join('\n');
@@ -375,8 +381,10 @@ async function main(): Promise<void> {
     log('the app and the baseline give the same answers for every scenario');
     // The cache-on server runs beside the others (idle but for its own slices), so that its figures
     // are interleaved with the cache-off ones they are compared with.
-    const cached = scenarios.some((s) => WARM_SCENARIOS.includes(s.name)) ? await startApp(db.url, true) : null;
+    const cached = scenarios.some((s) => WARM_SCENARIOS.includes(s.name)) ? await startApp(db.url, true, { RESPONSE_CACHE_ENABLED: 'false' }) : null;
     if (cached) servers.push(cached);
+    const responseCached = scenarios.some((s) => RESPONSE_CACHE_SCENARIOS.includes(s.name)) ? await startApp(db.url, true, {}, 'app (response cache on)') : null;
+    if (responseCached) servers.push(responseCached);
     const receiver = TRACING_RATIOS.length > 0 ? await startTraceReceiver() : null;
     const traced: Target[] = [];
     for (const ratio of TRACING_RATIOS) {
@@ -391,11 +399,13 @@ async function main(): Promise<void> {
         { name: 'app', server: app },
         ...traced,
       ];
-      if (cached && WARM_SCENARIOS.includes(scenario.name)) targets.push({ name: 'app (cache warm)', server: cached });
+      if (cached && WARM_SCENARIOS.includes(scenario.name)) targets.push({ name: QUERY_CACHE_WARM, server: cached });
+      if (responseCached && RESPONSE_CACHE_SCENARIOS.includes(scenario.name)) targets.push({ name: RESPONSE_CACHE_WARM, server: responseCached });
       results.push(...(await measureInterleaved(targets, scenario, tokens)));
     }
-    // Cache-warm rows last, as a group (the sort is stable).
-    results.sort((a, b) => Number(a.target === 'app (cache warm)') - Number(b.target === 'app (cache warm)'));
+    // Cache-warm rows last, as groups (the sort is stable).
+    const rank = (target: string) => (target === RESPONSE_CACHE_WARM ? 2 : target === QUERY_CACHE_WARM ? 1 : 0);
+    results.sort((a, b) => rank(a.target) - rank(b.target));
 
     if (receiver) {
       log(`trace receiver took ${receiver.spans()} spans`);

@@ -3,7 +3,7 @@
  * uses. The baseline server answers the same operations (by name) with the same JSON.
  */
 export interface Scenario {
-  name: 'Q1' | 'Q1U' | 'Q2' | 'Q3' | 'Q4' | 'Q4D' | 'Q5';
+  name: 'T' | 'Q1' | 'Q1U' | 'Q2' | 'Q3' | 'Q4' | 'Q4D' | 'Q5';
   description: string;
   /** The document, the same for every request, or the i-th request's own (distinct documents). */
   query: string | ((i: number) => string);
@@ -21,6 +21,14 @@ export const PAYMENTS_PER_USER = 20;
 export const TOKEN_USERS = 100;
 
 export const SCENARIOS: Scenario[] = [
+  {
+    name: 'T',
+    description: '{ __typename }: no data, the fixed cost of an operation (the baseline is bare node:http with the same token check)',
+    query: 'query T { __typename }',
+    variables: () => ({}),
+    token: 'users',
+    distinct: 1,
+  },
   {
     name: 'Q1',
     description: 'users(first:100) with payments(first:10)',

@@ -33,6 +33,15 @@ describe('loadConfig', () => {
     expect(loadConfig({}).metrics).toEqual({ token: undefined, public: true });
   });
 
+  it('turns the response cache on with the query cache, and refuses it without one, naming it', () => {
+    expect(loadConfig({}).responseCache).toEqual({ enabled: true, ttlSeconds: 300, maxMemoryMb: 64 });
+    expect(loadConfig({ CACHE_ENABLED: 'false' }).responseCache.enabled).toBe(false);
+    expect(loadConfig({ RESPONSE_CACHE_ENABLED: 'false' }).responseCache.enabled).toBe(false);
+    expect(() => loadConfig({ CACHE_ENABLED: 'false', RESPONSE_CACHE_ENABLED: 'true' })).toThrow(/RESPONSE_CACHE_ENABLED: needs CACHE_ENABLED=true/);
+    expect(loadConfig({ RESPONSE_CACHE_TTL_SECONDS: '86400', RESPONSE_CACHE_MAX_MB: '1' }).responseCache).toMatchObject({ ttlSeconds: 86400, maxMemoryMb: 1 });
+    expect(() => loadConfig({ RESPONSE_CACHE_TTL_SECONDS: '86401' })).toThrow(/RESPONSE_CACHE_TTL_SECONDS/);
+  });
+
   it('listens on loopback in development and on every interface in production, unless HOST says otherwise', () => {
     expect(loadConfig({}).host).toBe('127.0.0.1');
     expect(loadConfig({ NODE_ENV: 'test' }).host).toBe('127.0.0.1');
