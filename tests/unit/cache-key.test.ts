@@ -13,6 +13,15 @@ describe('cacheKey', () => {
     expect(new Set(keys).size).toBe(keys.length);
   });
 
+  it('keeps short arguments as they are and hashes long ones, never confusing the two', () => {
+    expect(cacheKey(7)).toBe('[7]');
+    const long = 'x'.repeat(100);
+    expect(cacheKey(long)).toMatch(/^#[\w-]{27}$/);
+    expect(cacheKey(long)).not.toBe(cacheKey(`${long}y`));
+    // A string argument that looks like a hashed key is still its own (quoted) text.
+    expect(cacheKey(cacheKey(long))).not.toBe(cacheKey(long));
+  });
+
   it('leaves entity managers and contexts out of the key', async () => {
     const orm = await MikroORM.init({ ...ormOptions({ databaseUrl: 'postgresql://127.0.0.1:1/none' }), connect: false });
     const em = orm.em.fork();

@@ -27,5 +27,11 @@ function canonical(value: unknown): string {
  */
 export function cacheKey(...args: unknown[]): string {
   const kept = args.filter((a) => !isExcluded(a));
-  return createHash('sha1').update(canonical(kept)).digest('base64url');
+  const text = canonical(kept);
+  // Short arguments (an id, a few numbers) are their own key: a hash would only cost time per read.
+  // A '#' starts every hashed key, so no canonical text (which starts with '[') can equal one.
+  return text.length <= MAX_PLAIN_KEY ? text : `#${createHash('sha1').update(text).digest('base64url')}`;
 }
+
+/** Longest canonical argument text used as a key as it is (sha1's base64url is 27 characters). */
+const MAX_PLAIN_KEY = 48;

@@ -535,6 +535,8 @@ export class CacheService {
   }
 
   private guard<T>(operation: Promise<T>): Promise<T> {
+    // The memory store answers within the call: no timer, no race (two promises and a timer a call).
+    if (!this.pingStore) return operation;
     let timer: NodeJS.Timeout;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new CacheTimeoutError(`cache store did not answer within ${this.options.timeoutMs} ms`)), this.options.timeoutMs);
