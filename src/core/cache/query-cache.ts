@@ -96,7 +96,10 @@ export class QueryCache {
     this.dependencies = options.dependencies ?? new ReadDependencies();
   }
 
-  /** The EntityManager a load reads with: the tagged fork (made at the first miss) while enabled. */
+  /**
+   * The EntityManager a load reads with: the tagged fork (made at the first miss) while enabled. A scope
+   * made without one (tests of the cache alone, whose loads read no database) hands its loads none.
+   */
   private loadEm(): SqlEntityManager {
     if (!this.em) return undefined as unknown as SqlEntityManager;
     if (!this.on) return this.em;
