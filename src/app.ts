@@ -31,6 +31,7 @@ import { createRealtime, type Realtime } from './modules/realtime/realtime.js';
 import { registerStripeWebhook } from './modules/payment/webhook.route.js';
 import { loadTrustedDocuments, registerTrustedDocuments } from './modules/documents/trusted-documents.js';
 import { secretKey, TokenVerifier } from './modules/auth/auth.js';
+import { ReadRouting } from './db/replicas/read-routing.js';
 import { ResponseCache, type ResponseCacheResult } from './modules/response-cache/response-cache.js';
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -109,6 +110,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     quiet: config.logLevel === 'silent',
     statementTimeoutMs: config.db.statementTimeoutMs,
     connectTimeoutMs: config.db.connectTimeoutMs,
+    replicaUrls: config.replicas.urls,
   });
   const tokens = new TokenVerifier(secretKey(config.jwtSecret));
   const schema = await buildAppSchema(options.extraResolvers);
@@ -140,7 +142,10 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     return reply.code(status).send({ errors: [{ message: error.message, extensions: { code: 'BAD_REQUEST' } }] });
   });
 
+  // Made below, once the cache exists (it reads the primary's WAL position after each write).
+  let routing: ReadRouting | null = null;
   const cache = CacheService.create({
+    writePosition: config.replicas.urls.length > 0 ? () => routing!.writePosition() : undefined,
     redisUrl: config.redisUrl,
     namespace: config.cache.namespace,
     defaultTtlSeconds: config.cache.ttlSeconds,
@@ -156,7 +161,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const metrics = createMetrics({
     cacheTotals: () => cache.totals,
     pool: () => poolStats(orm, config.dbPoolMax),
+    statementsByTarget: () => totals.byTarget,
   });
+  if (config.replicas.urls.length > 0) {
+    routing = new ReadRouting(orm, cache, { maxLagMs: config.replicas.maxLagMs, checkMs: config.replicas.checkMs, registry: metrics.registry, log: fastify.log });
+    await routing.start();
+  }
   totals.observe = statementMonitor({ slowMs: config.db.slowStatementMs, registry: metrics.registry, log: fastify.log });
   const armor = armorProtection(config);
   const realtime = createRealtime({
@@ -229,6 +239,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     stripe,
     payments: createPaymentService(),
     events: realtime.events,
+    routing,
   };
   fastify.addHook('preHandler', async (request, reply) => {
     // Apollo has no size limit for batched (array) requests: refuse large ones before any work.
@@ -290,7 +301,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         },
   });
   let draining = false;
-  registerHealthRoutes(fastify, { orm, cache, isDraining: () => draining });
+  registerHealthRoutes(fastify, { orm, cache, isDraining: () => draining, replicas: routing ? () => routing!.status() : null });
   registerMetricsRoute(fastify, metrics.registry, config.metrics);
   await realtime.attach(fastify, schema, contextDeps, trustedDocuments);
   await registerStripeWebhook(fastify, { orm, webhookSecret: config.stripe.webhookSecret, invalidate });
@@ -335,6 +346,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       } finally {
         clearInterval(reaper);
       }
+      routing?.stop();
       await cache.close();
       await orm.close(true);
     },

@@ -14,6 +14,13 @@ const variables = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(4000),
   DATABASE_URL: postgresUrl.optional(),
   DATA_DIR: z.string().min(1).default('.data'),
+  DATABASE_REPLICA_URLS: z
+    .string()
+    .transform((v) => v.split(',').map((u) => u.trim()).filter(Boolean))
+    .pipe(z.array(postgresUrl))
+    .optional(),
+  DATABASE_REPLICA_MAX_LAG_MS: z.coerce.number().int().min(0).max(3_600_000).default(5000),
+  DATABASE_REPLICA_CHECK_MS: z.coerce.number().int().min(50).max(600_000).default(1000),
   JWT_SECRET: z.string().optional(),
   JWT_TTL_SECONDS: z.coerce.number().int().positive().default(3600),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10000),
@@ -113,6 +120,14 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** After SIGTERM/SIGINT, keep serving (while /readyz says 503) this long before closing. */
   readonly shutdownGraceMs: number;
+  /** Streaming replicas of DATABASE_URL that query reads may go to (src/db/replicas); empty: none. */
+  readonly replicas: {
+    readonly urls: readonly string[];
+    /** A replica further behind than this leaves the rotation until it catches up. */
+    readonly maxLagMs: number;
+    /** How often each replica's health and replay position are read. */
+    readonly checkMs: number;
+  };
   readonly db: {
     /** Server-side statement_timeout of every connection. */
     readonly statementTimeoutMs: number;
@@ -231,6 +246,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbPoolMax: e.DB_POOL_MAX,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    replicas: Object.freeze({ urls: Object.freeze(e.DATABASE_REPLICA_URLS ?? []), maxLagMs: e.DATABASE_REPLICA_MAX_LAG_MS, checkMs: e.DATABASE_REPLICA_CHECK_MS }),
     db: Object.freeze({ statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS, connectTimeoutMs: e.DB_CONNECT_TIMEOUT_MS, slowStatementMs: e.SLOW_STATEMENT_MS }),
     nPlusOne: Object.freeze({ mode: e.N_PLUS_ONE, threshold: e.N_PLUS_ONE_THRESHOLD }),
     metrics: Object.freeze({ token: e.METRICS_TOKEN, public: e.METRICS_PUBLIC ?? e.NODE_ENV !== 'production' }),

@@ -8,6 +8,7 @@ import type { RequestScope } from './core/request-scope.js';
 import type { StripeClient } from './modules/payment/stripe.client.js';
 import type { PaymentService } from './modules/payment/payment.service.js';
 import type { PaymentEvent, PaymentEventBus } from './modules/realtime/payment-events.js';
+import type { ReadRouting } from './db/replicas/read-routing.js';
 
 /** Everything a resolver may use; made fresh for every GraphQL request by `buildContext`. */
 export interface Context extends RequestScope {
@@ -58,6 +59,8 @@ export interface ContextDeps {
   stripe: StripeClient | null;
   payments: PaymentService;
   events: PaymentEvents;
+  /** Read replicas (DATABASE_REPLICA_URLS); null without any. */
+  routing: ReadRouting | null;
 }
 
 /** `Cache-Control: no-cache` (or `no-store`) from the client: read everything fresh. */
@@ -91,7 +94,10 @@ export async function contextFor(deps: ContextDeps, requestId: string, claims: V
   if (claims) {
     const current = await currentViewer(claims, em, deps.cache, { fresh: options.fresh, dependencies: cache.dependencies });
     viewer = current.viewer;
+    cache.actorId = viewer.id;
     loaders.primeUsers([current.row]);
   }
+  // Reads may go to a replica that has replayed the viewer's own latest write (see src/db/replicas).
+  if (deps.routing?.configured) cache.routeReads(deps.routing.forRequest(em, viewer ? await deps.routing.viewerPosition(viewer.id) : 0));
   return { requestId, em, viewer, loaders, sql, cache, stripe: deps.stripe, payments: deps.payments, events: deps.events };
 }

@@ -31,7 +31,7 @@ export function debugStatsPlugin(): ApolloServerPlugin<RequestScope> {
           const { statements, durationMs, texts } = contextValue.sql;
           response.body.singleResult.extensions = {
             ...response.body.singleResult.extensions,
-            sql: { statements, durationMs, queries: texts?.map((t) => t.sql) ?? [] },
+            sql: { statements, durationMs, queries: texts?.map((t) => t.sql) ?? [], targets: texts?.map((t) => t.target) ?? [] },
             cache: { enabled: contextValue.cache.enabled, ...contextValue.cache.getStats() },
           };
         },

@@ -28,7 +28,13 @@ async function timed(check: () => Promise<unknown>): Promise<'ok' | string> {
  */
 export function registerHealthRoutes(
   fastify: FastifyInstance,
-  deps: { orm: MikroORM; cache: CacheService | null; isDraining: () => boolean },
+  deps: {
+    orm: MikroORM;
+    cache: CacheService | null;
+    isDraining: () => boolean;
+    /** Read replicas' state (from their last check); null without replicas. */
+    replicas?: (() => { name: string; healthy: boolean; lagMs: number | null; problem: string | null }[]) | null;
+  },
 ): void {
   fastify.get('/healthz', async () => ({ status: 'ok' }));
   fastify.get('/readyz', async (_request, reply) => {
@@ -38,9 +44,12 @@ export function registerHealthRoutes(
     ]);
     const checks: Record<string, string> = { postgres };
     if (redis !== null) checks.redis = redis;
+    // A replica out of the rotation degrades nothing but speed: its reads go to the primary.
+    const replicas = deps.replicas?.().map((r) => ({ name: r.name, status: r.healthy ? 'ok' : 'degraded', lagMs: r.lagMs, ...(r.problem ? { problem: r.problem } : {}) }));
     const draining = deps.isDraining();
     const ready = !draining && postgres === 'ok';
-    const status = draining ? 'draining' : !ready ? 'unavailable' : redis !== null && redis !== 'ok' ? 'degraded' : 'ready';
-    return reply.code(ready ? 200 : 503).send({ status, checks });
+    const degraded = (redis !== null && redis !== 'ok') || replicas?.some((r) => r.status !== 'ok');
+    const status = draining ? 'draining' : !ready ? 'unavailable' : degraded ? 'degraded' : 'ready';
+    return reply.code(ready ? 200 : 503).send({ status, checks, ...(replicas ? { replicas } : {}) });
   });
 }

@@ -20,7 +20,12 @@ const MAX_OPERATION_LABELS = 200;
  * duration by operation name and outcome), SQL statements per operation, cache hits/misses/errors,
  * DB pool usage, and the process metrics of prom-client.
  */
-export function createMetrics(sources: { cacheTotals: () => LayerStats | null; pool: () => PoolStats | null }) {
+export function createMetrics(sources: {
+  cacheTotals: () => LayerStats | null;
+  pool: () => PoolStats | null;
+  /** Statements by the server that ran them (`primary`, `replica1`...). */
+  statementsByTarget?: () => ReadonlyMap<string, number>;
+}) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
@@ -60,6 +65,16 @@ export function createMetrics(sources: { cacheTotals: () => LayerStats | null; p
       },
     });
   }
+  new Counter({
+    name: 'db_statements_total',
+    help: 'SQL statements by the server that ran them: primary, or a read replica by name',
+    labelNames: ['target'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [target, n] of sources.statementsByTarget?.() ?? []) this.inc({ target }, n);
+    },
+  });
   for (const [name, help, key] of [
     ['db_pool_connections_used', 'Connections checked out of the pool', 'used'],
     ['db_pool_connections_free', 'Idle connections in the pool', 'free'],

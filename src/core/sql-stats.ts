@@ -13,6 +13,8 @@ export function foldPath(path: ResponsePath | undefined): string | null {
 export interface StatementRecord {
   sql: string;
   durationMs: number;
+  /** Which server ran it: `primary`, or a replica's name (`replica1`...). */
+  target: string;
 }
 
 /** A statement shape that ran more often in one request than the N+1 threshold allows. */
@@ -86,11 +88,15 @@ export class SqlStats {
     return foldPath(this.lastPath);
   }
 
-  record(sql: string, durationMs: number, tagged = false): void {
+  /** Statements that ran on a replica. */
+  onReplicas = 0;
+
+  record(sql: string, durationMs: number, tagged = false, target = 'primary'): void {
     this.statements++;
     if (!tagged) this.untagged++;
+    if (target !== 'primary') this.onReplicas++;
     this.durationMs += durationMs;
-    this.texts?.push({ sql, durationMs });
+    this.texts?.push({ sql, durationMs, target });
     if (!this.shapes) return;
     const shape = sqlShape(sql);
     const seen = this.shapes.get(shape);
@@ -144,6 +150,8 @@ export interface StatementEvent {
 export class StatementTotals {
   attributed = 0;
   unattributed = 0;
+  /** Statements by the server that ran them: `primary` and each replica's name. */
+  readonly byTarget = new Map<string, number>();
   observe: ((event: StatementEvent) => void) | null = null;
 }
 
@@ -161,9 +169,12 @@ export class StatsLogger extends DefaultLogger {
 
   override logQuery(context: { query: string } & LogContext): void {
     const stats = (context as Record<string, unknown>)[SQL_STATS_KEY];
+    // MikroORM names the connection: its replicas are 'read' connections named replica1, replica2...
+    const target = context.connection?.type === 'read' ? (context.connection.name ?? 'replica') : 'primary';
+    this.totals.byTarget.set(target, (this.totals.byTarget.get(target) ?? 0) + 1);
     if (stats instanceof SqlStats) {
       this.totals.attributed++;
-      stats.record(context.query, context.took ?? 0, (context as Record<string, unknown>)[TAGGED_READ_KEY] === true);
+      stats.record(context.query, context.took ?? 0, (context as Record<string, unknown>)[TAGGED_READ_KEY] === true, target);
     } else {
       this.totals.unattributed++;
     }

@@ -1,5 +1,18 @@
 import type { SqlEntityManager } from '@mikro-orm/postgresql';
 
+/** Where a fork's hand-written reads run instead of its own (primary) connection: a read replica. */
+export interface ReadTarget {
+  /** Runs one read; on a replica that fails, the implementation answers from the primary instead. */
+  read<T>(sql: string, params: readonly unknown[], loggerContext: Record<string, unknown>): Promise<T[]>;
+}
+
+const readTargets = new WeakMap<SqlEntityManager, ReadTarget>();
+
+/** From now on `queryRows` on `em` (outside a transaction) runs on `target`. */
+export function bindReadTarget(em: SqlEntityManager, target: ReadTarget): void {
+  readTargets.set(em, target);
+}
+
 /**
  * Helpers for the hand-written SQL of list-sized reads. MikroORM inlines `?` parameters into the
  * statement text (quoted and escaped); an array is passed as ONE Postgres array literal so a batch of
@@ -22,13 +35,16 @@ export function pgArray(values: ReadonlyArray<string | number | Date | null | un
 
 /**
  * Runs hand-written SQL on a (forked) EntityManager and returns plain rows. The fork's logger context
- * goes along, so the statement is counted against the request that sent it.
+ * goes along, so the statement is counted against the request that sent it. A fork bound to a read
+ * target (a replica, see src/db/replicas) reads there.
  */
 export function queryRows<T = Record<string, unknown>>(
   em: SqlEntityManager,
   sql: string,
   params: readonly unknown[] = [],
 ): Promise<T[]> {
+  const target = readTargets.get(em);
+  if (target && !em.isInTransaction()) return target.read<T>(sql, params, em.getLoggerContext());
   return em.execute<T[]>(sql, params as unknown[], 'all', em.getLoggerContext());
 }
 

@@ -18,6 +18,8 @@ export interface OrmSettings {
   statementTimeoutMs?: number;
   /** Bound on opening a connection and on waiting for a free one. */
   connectTimeoutMs?: number;
+  /** Streaming replicas of `databaseUrl` (named replica1, replica2...); reads reach them only through src/db/replicas. */
+  replicaUrls?: readonly string[];
 }
 
 /** Options shared by the app, the CLI config and the tests. */
@@ -36,6 +38,10 @@ export function ormOptions(settings: OrmSettings, totals = new StatementTotals()
       silent: settings.quiet ?? false,
     },
     pool: { min: 0, max: settings.poolMax ?? 10 },
+    replicas: (settings.replicaUrls ?? []).map((clientUrl, i) => ({ name: `replica${i + 1}`, clientUrl })),
+    // Entity finds stay on the primary: a replica is chosen per read by src/db/replicas (healthy,
+    // and past the writes that read must see), never at random by the ORM.
+    preferReadReplicas: false,
     // Fail fast when PostgreSQL is away: bounded connect, pool wait and statement time.
     driverOptions: {
       acquireConnectionTimeout: settings.connectTimeoutMs ?? 2000,

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { appendFile, chmod, chown, mkdtemp, rm } from 'node:fs/promises';
+import { appendFile, chmod, chown, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
@@ -69,7 +69,8 @@ export class ReplicaCluster {
         await appendFile(path.join(cluster.replicaDir, 'postgresql.auto.conf'), `primary_conninfo = 'host=127.0.0.1 port=${cluster.primaryPort} user=postgres'\n`);
         await cluster.pg('touch', [path.join(cluster.replicaDir, 'standby.signal')]);
       }
-      await cluster.appendConf(cluster.replicaDir, [`port = ${cluster.replicaPort}`, 'hot_standby = on']);
+      // Every statement the replica runs goes to its log, with its database: tests count reads there.
+      await cluster.appendConf(cluster.replicaDir, [`port = ${cluster.replicaPort}`, 'hot_standby = on', "log_statement = 'all'", "log_line_prefix = '[%d] '"]);
       await cluster.startReplica();
       return cluster;
     } catch (err) {
@@ -86,6 +87,18 @@ export class ReplicaCluster {
   /** Stops the replica's server: an outage, as a crash or a maintenance would make it. */
   async stopReplica(): Promise<void> {
     await this.pg('pg_ctl', ['-D', this.replicaDir, '-m', 'fast', '-w', 'stop']);
+  }
+
+  /** The statements the replica has run in `database` since the log was `from` characters long. */
+  async replicaStatements(database: string, from = 0): Promise<{ statements: string[]; end: number }> {
+    const text = await readFile(path.join(this.dir, 'replica.log'), 'utf8');
+    const prefix = `[${database}] LOG:  statement: `;
+    const statements = text
+      .slice(from)
+      .split('\n')
+      .filter((line) => line.startsWith(prefix))
+      .map((line) => line.slice(prefix.length));
+    return { statements, end: text.length };
   }
 
   /** Stops both servers and removes their files. */

@@ -26,6 +26,8 @@ export interface CacheServiceOptions {
   maxMemoryEntries?: number;
   /** Told about store errors, at most once per burst. */
   onError?: (message: string, error: unknown) => void;
+  /** With read replicas: the primary's current WAL position as a number, read after each write. */
+  writePosition?: () => Promise<number>;
 }
 
 /** One cached value and the versions its tags had when it was computed. */
@@ -51,6 +53,28 @@ const ERROR_LOG_INTERVAL_MS = 10_000;
 /** Retry delays of invalidations that could not be written: from the first to the longest. */
 const REPLAY_FIRST_MS = 100;
 const REPLAY_MAX_MS = 2000;
+
+const RAISE_MARK = `local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+return 1`;
+
+function memoryMarks() {
+  const marks = new Map<string, { value: number; expires: number }>();
+  return {
+    async raise(key: string, value: number, ttlMs: number) {
+      const now = Date.now();
+      const current = marks.get(key);
+      if (current && current.expires > now && current.value >= value) return;
+      marks.set(key, { value, expires: now + ttlMs });
+      // Expired marks go when the map grows (one per viewer who wrote in the last TTL).
+      if (marks.size > 10_000) for (const [k, m] of marks) if (m.expires <= now) marks.delete(k);
+    },
+    async read(key: string) {
+      const mark = marks.get(key);
+      return mark && mark.expires > Date.now() ? mark.value : 0;
+    },
+  };
+}
 
 class CacheTimeoutError extends Error {
   override name = 'CacheTimeoutError';
@@ -95,7 +119,26 @@ function deepFreeze(value: unknown, depth = 0): void {
  */
 type CreateTagVersions = (entries: readonly { key: string; fresh: string }[], ttlMs: number) => Promise<string[]>;
 
-const newVersion = (): string => randomBytes(6).toString('base64url');
+/** A new tag version; after a write, it carries that write's position (`<random>.<lsn>`). */
+const newVersion = (position = 0): string => {
+  const random = randomBytes(6).toString('base64url');
+  return position > 0 ? `${random}.${position}` : random;
+};
+
+/** The write position a tag version carries (0: none, e.g. a version made for a tag never written). */
+export function versionPosition(version: string | undefined): number {
+  if (!version) return 0;
+  const dot = version.indexOf('.');
+  return dot < 0 ? 0 : Number(version.slice(dot + 1)) || 0;
+}
+
+/** What listeners learn of a committed write besides its tags. */
+export interface WriteInfo {
+  /** The primary's WAL position after the commit (0 without read replicas). */
+  position: number;
+  /** The viewers who made it (a request's viewer). */
+  actors: readonly number[];
+}
 
 /**
  * The shared query cache of one app instance, over Keyv (memory, or Redis for many instances).
@@ -117,8 +160,9 @@ export class CacheService {
   private readonly flights = new Map<string, Promise<unknown>>();
   /** Tag versions this process is creating, so concurrent misses of one cold tag ask the store once. */
   private readonly creatingVersions = new Map<string, Promise<string>>();
-  private readonly pendingInvalidations = new Set<string>();
-  private readonly invalidationListeners: ((tags: readonly string[]) => Promise<void> | void)[] = [];
+  /** Tags whose new version is not written yet, with the write position (LSN) the version must carry. */
+  private readonly pendingInvalidations = new Map<string, number>();
+  private readonly invalidationListeners: ((tags: readonly string[], write: WriteInfo) => Promise<void> | void)[] = [];
   private replayTimer: NodeJS.Timeout | null = null;
   private replayDelayMs = REPLAY_FIRST_MS;
   private lastErrorLog = 0;
@@ -129,6 +173,9 @@ export class CacheService {
 
   /** Round trip to the store (Redis PING); null for the memory store, which cannot be down. */
   private pingStore: (() => Promise<unknown>) | null = null;
+
+  /** Monotonic numbers by name (see `raiseMark`): atomic in Redis, a map in memory. */
+  private marks: { raise(key: string, value: number, ttlMs: number): Promise<void>; read(key: string): Promise<number> } = memoryMarks();
 
   private constructor(
     readonly keyv: Keyv,
@@ -193,6 +240,14 @@ export class CacheService {
     client.on('error', (err: unknown) => service.noteError(err));
     client.on('ready', () => void service.flushPendingInvalidations());
     service.pingStore = () => client.ping();
+    const markKey = (key: string) => `${options.namespace}:mark:${key}`;
+    service.marks = {
+      // One script: the stored number only ever grows, whatever order concurrent writers land in.
+      raise: async (key, value, ttlMs) => {
+        await client.eval(RAISE_MARK, { keys: [markKey(key)], arguments: [String(value), String(ttlMs)] });
+      },
+      read: async (key) => Number((await client.get(markKey(key))) ?? 0) || 0,
+    };
     service.connected = client.connect().catch((err: unknown) => service.noteError(err));
     return service;
   }
@@ -323,14 +378,25 @@ export class CacheService {
    * (every 0.1 s at first, then at most every 2 s) until it lands, and once more on close. Other
    * instances can serve an entry from before the write until then, and never past its TTL.
    */
-  async invalidate(tags: readonly string[]): Promise<void> {
+  async invalidate(tags: readonly string[], options: { actors?: readonly number[] } = {}): Promise<void> {
     if (tags.length === 0) return;
-    for (const tag of tags) this.pendingInvalidations.add(tag);
+    // With read replicas: the primary's WAL position now, after the write's commit. Each new version
+    // carries it, so a load under these tags is never filled from a replica that has not replayed it.
+    let position = 0;
+    if (this.options.writePosition) {
+      try {
+        position = await this.options.writePosition();
+      } catch (err) {
+        this.noteError(err);
+      }
+    }
+    for (const tag of tags) this.pendingInvalidations.set(tag, Math.max(position, this.pendingInvalidations.get(tag) ?? 0));
     await this.flushPendingInvalidations();
     // Writes call this after they commit: what they changed is final, whatever the store said.
+    const write: WriteInfo = { position, actors: options.actors ?? [] };
     for (const listener of this.invalidationListeners) {
       try {
-        await listener(tags);
+        await listener(tags, write);
       } catch (err) {
         this.noteError(err);
       }
@@ -341,7 +407,7 @@ export class CacheService {
    * Calls `listener` with the tags of every invalidation made through this instance, after the store
    * was told (or failed to be): the point at which a write is committed and known by its tags.
    */
-  onInvalidate(listener: (tags: readonly string[]) => Promise<void> | void): void {
+  onInvalidate(listener: (tags: readonly string[], write: WriteInfo) => Promise<void> | void): void {
     this.invalidationListeners.push(listener);
   }
 
@@ -355,6 +421,24 @@ export class CacheService {
     if (this.pendingInvalidations.size > 0) await this.flushPendingInvalidations();
     const stored = await this.guard(this.keyv.getMany(tags.map((t) => TAG_PREFIX + t)));
     return tags.map((tag, i) => (typeof stored[i] === 'string' && !this.pendingInvalidations.has(tag) ? (stored[i] as string) : undefined));
+  }
+
+  /**
+   * Raises the number named `key` to `value` if it is lower, for `ttlMs` (read-your-writes: the WAL
+   * position of a viewer's latest write). Concurrent raises keep the highest. Fails open (counted).
+   */
+  async raiseMark(key: string, value: number, ttlMs: number): Promise<void> {
+    try {
+      await this.guard(this.marks.raise(key, value, ttlMs));
+    } catch (err) {
+      this.totals.errors++;
+      this.noteError(err);
+    }
+  }
+
+  /** The number named `key` (0 when none); throws when the store does not answer. */
+  async readMark(key: string): Promise<number> {
+    return this.guard(this.marks.read(key));
   }
 
   /** True with a remote store (Redis): entries are shared by every instance. */
@@ -420,9 +504,10 @@ export class CacheService {
 
   private async flushPendingInvalidations(retryLater = true): Promise<void> {
     if (this.pendingInvalidations.size === 0) return;
-    const tags = [...this.pendingInvalidations];
+    const pending = [...this.pendingInvalidations];
+    const tags = pending.map(([t]) => t);
     try {
-      await this.guard(this.keyv.setMany(tags.map((t) => ({ key: TAG_PREFIX + t, value: newVersion(), ttl: TAG_TTL_MS }))));
+      await this.guard(this.keyv.setMany(pending.map(([t, position]) => ({ key: TAG_PREFIX + t, value: newVersion(position), ttl: TAG_TTL_MS }))));
       for (const t of tags) this.pendingInvalidations.delete(t);
       this.replayDelayMs = REPLAY_FIRST_MS;
     } catch (err) {

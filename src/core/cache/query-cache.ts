@@ -1,6 +1,6 @@
 import type { SqlEntityManager } from '@mikro-orm/postgresql';
 import { cacheKey } from './cache-key.js';
-import { emptyStats, type CacheService, type LayerStats } from './cache.service.js';
+import { emptyStats, versionPosition, type CacheService, type LayerStats } from './cache.service.js';
 import { taggedReadFork } from '../sql-stats.js';
 
 export interface CacheSpec<Args extends unknown[]> {
@@ -59,6 +59,12 @@ export interface QueryCacheOptions {
   em?: SqlEntityManager;
   /** Where this scope notes what it read (shared with other scopes of one request); a new one if unset. */
   dependencies?: ReadDependencies;
+  /**
+   * With read replicas: the EntityManager for a load that must see every write up to `position` (the
+   * highest write position its tags' versions carry, and the viewer's own latest write), on a replica
+   * that has replayed it, or null for the primary. `tagged` says whether its statements are tagged reads.
+   */
+  route?: (position: number, tagged: boolean) => SqlEntityManager | null;
 }
 
 /** What a load gets: the arguments of its misses, and the EntityManager to read them with. */
@@ -84,6 +90,9 @@ export class QueryCache {
   private on: boolean;
   private readonly em: SqlEntityManager | undefined;
   private readerEm: SqlEntityManager | undefined;
+  private route: QueryCacheOptions['route'];
+  /** The viewer whose request this is: their writes' positions are kept for their later reads. */
+  actorId: number | null = null;
   /** The tags (and versions) this request's cached reads depended on. */
   readonly dependencies: ReadDependencies;
 
@@ -93,6 +102,7 @@ export class QueryCache {
   ) {
     this.on = options.enabled && service !== null;
     this.em = options.em;
+    this.route = options.route;
     this.dependencies = options.dependencies ?? new ReadDependencies();
   }
 
@@ -100,10 +110,21 @@ export class QueryCache {
    * The EntityManager a load reads with: the tagged fork (made at the first miss) while enabled. A scope
    * made without one (tests of the cache alone, whose loads read no database) hands its loads none.
    */
-  private loadEm(): SqlEntityManager {
+  private loadEm(versions: Readonly<Record<string, string>> | null = null): SqlEntityManager {
     if (!this.em) return undefined as unknown as SqlEntityManager;
+    if (this.route) {
+      let position = 0;
+      if (versions) for (const v of Object.values(versions)) position = Math.max(position, versionPosition(v));
+      const routed = this.route(position, this.on);
+      if (routed) return routed;
+    }
     if (!this.on) return this.em;
     return (this.readerEm ??= taggedReadFork(this.em));
+  }
+
+  /** Routes this scope's loads from now on (once the viewer, and so their last write, is known). */
+  routeReads(route: NonNullable<QueryCacheOptions['route']>): void {
+    this.route = route;
   }
 
   get enabled(): boolean {
@@ -160,12 +181,17 @@ export class QueryCache {
     if (unique.length < fresh.length) this.l1.hits += fresh.length - unique.length;
     if (unique.length > 0) {
       const requests = unique.map((i) => ({ key: keys[i]!, tags: spec.tags?.(argLists[i]!) ?? [], watch: spec.watch?.(argLists[i]!) }));
+      // The versions the load is made at: they say which writes it must see (where it may read).
+      let loadVersions: Readonly<Record<string, string>> | null = null;
       const batch = service.getOrLoadMany(
         requests,
         spec.ttl !== undefined ? spec.ttl * 1000 : service.defaultTtlMs,
-        async (missing) => loadMissing(missing.map((m) => argLists[unique[m]!]!), this.loadEm()),
+        async (missing) => loadMissing(missing.map((m) => argLists[unique[m]!]!), this.loadEm(loadVersions)),
         this.shared,
-        (versions) => this.dependencies.note([...new Set(requests.flatMap((r) => [...r.tags, ...(r.watch ?? [])]))], versions),
+        (versions) => {
+          loadVersions = versions;
+          this.dependencies.note([...new Set(requests.flatMap((r) => [...r.tags, ...(r.watch ?? [])]))], versions);
+        },
       );
       unique.forEach((i, n) => {
         const value = batch.then((values) => values[n] as T);
@@ -182,7 +208,7 @@ export class QueryCache {
   /** Invalidates tags everywhere, whether or not this request reads through the cache. */
   async invalidate(tags: readonly string[]): Promise<void> {
     this.memo.clear();
-    await this.service?.invalidate(tags);
+    await this.service?.invalidate(tags, { actors: this.actorId === null ? [] : [this.actorId] });
   }
 
   getStats(): QueryCacheStats {
