@@ -189,6 +189,25 @@ describe.skipIf(!redisUrl)('read replicas', () => {
     }
   });
 
+  it('a mutation reads what it wrote: its reads after the write go to the primary', async () => {
+    const [app] = apps;
+    await replicaClient.query('select pg_wal_replay_pause()');
+    try {
+      const before = await post(app!, '{ user(id: "3") { paymentCount } }', tokens.user3);
+      const created = await post(
+        app!,
+        'mutation($input: CreatePaymentInput!) { createPayment(input: $input) { payment { id user { paymentCount } } } }',
+        tokens.user3,
+        { input: { amount: 1200, currency: 'usd', idempotencyKey: `rr-${randomBytes(4).toString('hex')}` } },
+      );
+      expect(created.body.errors).toBeUndefined();
+      expect(created.body.data!.createPayment.payment.user.paymentCount).toBe(before.body.data!.user.paymentCount + 1);
+      expect(new Set(created.targets)).toEqual(new Set(['primary']));
+    } finally {
+      await replicaClient.query('select pg_wal_replay_resume()');
+    }
+  });
+
   it('never fills the cache from a replica that has not replayed the write that invalidated it', async () => {
     // The query and response caches on: a read by someone who wrote nothing is routed by the versions
     // of the tags it loads under, which carry the position of the write that last bumped them.

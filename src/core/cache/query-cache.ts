@@ -136,6 +136,8 @@ export class QueryCache {
     this.on = false;
     this.memo.clear();
     this.dependencies.unknown();
+    // A mutation's reads (those after its writes above all) read the primary.
+    this.route = undefined;
   }
 
   /** A single value: from the memo, the shared store, or `load`. */
@@ -208,6 +210,8 @@ export class QueryCache {
   /** Invalidates tags everywhere, whether or not this request reads through the cache. */
   async invalidate(tags: readonly string[]): Promise<void> {
     this.memo.clear();
+    // Whatever this request reads after its write, it reads on the primary.
+    this.route = undefined;
     await this.service?.invalidate(tags, { actors: this.actorId === null ? [] : [this.actorId] });
   }
 
