@@ -33,6 +33,23 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
+/** The settings every test app runs with, on the database at `databaseUrl`. */
+export function testEnv(databaseUrl: string): Record<string, string> {
+  return {
+    NODE_ENV: 'test',
+    DATABASE_URL: databaseUrl,
+    JWT_SECRET: TEST_JWT_SECRET,
+    DEBUG_SQL: 'true',
+    LOG_LEVEL: 'silent',
+    DB_POOL_MAX: '5',
+    // Statement budgets are about SQL, and many tests write with plain SQL behind the API's back:
+    // the query cache is off unless a test turns it on (tests/integration/query-cache*.test.ts).
+    CACHE_ENABLED: 'false',
+    // Any N+1 fails the request, so a regression anywhere fails some test.
+    N_PLUS_ONE: 'error',
+  };
+}
+
 /**
  * A real app on a fresh database of its own: migrations applied, optionally seeded, driven through
  * Fastify's `inject` (the real HTTP route, context and plugins; no socket). Every GraphQL call checks
@@ -43,17 +60,7 @@ export async function createTestApp(
 ): Promise<TestApp> {
   const db = await createTestDatabase();
   const config = loadConfig({
-    NODE_ENV: 'test',
-    DATABASE_URL: db.url,
-    JWT_SECRET: TEST_JWT_SECRET,
-    DEBUG_SQL: 'true',
-    LOG_LEVEL: 'silent',
-    DB_POOL_MAX: '5',
-    // Statement budgets are about SQL, and many tests write with plain SQL behind the API's back:
-    // the query cache is off unless a test turns it on (tests/integration/query-cache*.test.ts).
-    CACHE_ENABLED: 'false',
-    // Any N+1 fails the request, so a regression anywhere fails some test.
-    N_PLUS_ONE: 'error',
+    ...testEnv(db.url),
     // A fresh database gets a fresh cache namespace: a shared Redis keeps entries of earlier runs (and of
     // other test files) whose ids mean other rows here. Tests of instances sharing a cache pass their own.
     CACHE_NAMESPACE: db.name,

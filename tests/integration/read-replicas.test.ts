@@ -7,7 +7,7 @@ import { createApp, type App } from '../../src/app.js';
 import { seedDemoData } from '../../src/db/seeders/demo.seeder.js';
 import { secretKey, signToken } from '../../src/modules/auth/auth.js';
 import { Role } from '../../src/modules/user/user.entity.js';
-import { TEST_JWT_SECRET } from '../helpers/test-app.js';
+import { TEST_JWT_SECRET, testEnv } from '../helpers/test-app.js';
 import { signedEvent, stripeEnvFor, StripeDouble } from '../helpers/stripe-double.js';
 
 const redisUrl = inject('redisUrl');
@@ -55,16 +55,9 @@ describe.skipIf(!redisUrl)('read replicas', () => {
   const start = async (env: Record<string, string> = {}) => {
     const app = await createApp(
       loadConfig({
-        NODE_ENV: 'test',
-        DATABASE_URL: cluster.primaryUrl(DB),
+        ...testEnv(cluster.primaryUrl(DB)),
         DATABASE_REPLICA_URLS: cluster.replicaUrl(DB),
         DATABASE_REPLICA_CHECK_MS: '100',
-        JWT_SECRET: TEST_JWT_SECRET,
-        DEBUG_SQL: 'true',
-        LOG_LEVEL: 'silent',
-        DB_POOL_MAX: '5',
-        CACHE_ENABLED: 'false',
-        N_PLUS_ONE: 'error',
         REDIS_URL: redisUrl,
         CACHE_NAMESPACE: namespace,
         ...stripeEnvFor(stripe),
