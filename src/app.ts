@@ -111,6 +111,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     statementTimeoutMs: config.db.statementTimeoutMs,
     connectTimeoutMs: config.db.connectTimeoutMs,
     replicaUrls: config.replicas.urls,
+    pooler: config.pooler,
   });
   const tokens = new TokenVerifier(secretKey(config.jwtSecret));
   const schema = await buildAppSchema(options.extraResolvers);

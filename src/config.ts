@@ -19,6 +19,7 @@ const variables = z.object({
     .transform((v) => v.split(',').map((u) => u.trim()).filter(Boolean))
     .pipe(z.array(postgresUrl))
     .optional(),
+  DATABASE_POOLER: z.enum(['none', 'transaction']).default('none'),
   DATABASE_REPLICA_MAX_LAG_MS: z.coerce.number().int().min(0).max(3_600_000).default(5000),
   DATABASE_REPLICA_CHECK_MS: z.coerce.number().int().min(50).max(600_000).default(1000),
   JWT_SECRET: z.string().optional(),
@@ -128,6 +129,11 @@ export interface Config {
     /** How often each replica's health and replay position are read. */
     readonly checkMs: number;
   };
+  /**
+   * `transaction`: DATABASE_URL is a pooler in transaction mode (PgBouncer): no startup parameters,
+   * and the statement timeout set as the role's default in the database instead (see src/db/orm.ts).
+   */
+  readonly pooler: 'none' | 'transaction';
   readonly db: {
     /** Server-side statement_timeout of every connection. */
     readonly statementTimeoutMs: number;
@@ -246,6 +252,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbPoolMax: e.DB_POOL_MAX,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    pooler: e.DATABASE_POOLER,
     replicas: Object.freeze({ urls: Object.freeze(e.DATABASE_REPLICA_URLS ?? []), maxLagMs: e.DATABASE_REPLICA_MAX_LAG_MS, checkMs: e.DATABASE_REPLICA_CHECK_MS }),
     db: Object.freeze({ statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS, connectTimeoutMs: e.DB_CONNECT_TIMEOUT_MS, slowStatementMs: e.SLOW_STATEMENT_MS }),
     nPlusOne: Object.freeze({ mode: e.N_PLUS_ONE, threshold: e.N_PLUS_ONE_THRESHOLD }),

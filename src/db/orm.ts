@@ -20,6 +20,13 @@ export interface OrmSettings {
   connectTimeoutMs?: number;
   /** Streaming replicas of `databaseUrl` (named replica1, replica2...); reads reach them only through src/db/replicas. */
   replicaUrls?: readonly string[];
+  /**
+   * `transaction`: `databaseUrl` is a transaction-mode pooler (PgBouncer), which refuses startup
+   * parameters such as `statement_timeout`: the timeout becomes the role's default in the database
+   * (`ALTER ROLE CURRENT_USER IN DATABASE ... SET`, which any role may do for itself), applied by the
+   * server to every connection the pooler opens.
+   */
+  pooler?: 'none' | 'transaction';
 }
 
 /** Options shared by the app, the CLI config and the tests. */
@@ -47,7 +54,7 @@ export function ormOptions(settings: OrmSettings, totals = new StatementTotals()
       acquireConnectionTimeout: settings.connectTimeoutMs ?? 2000,
       connection: {
         connectionTimeoutMillis: settings.connectTimeoutMs ?? 2000,
-        statement_timeout: settings.statementTimeoutMs ?? 10_000,
+        ...(settings.pooler === 'transaction' ? {} : { statement_timeout: settings.statementTimeoutMs ?? 10_000 }),
         keepAlive: true,
       },
     },
@@ -57,6 +64,24 @@ export function ormOptions(settings: OrmSettings, totals = new StatementTotals()
     allowGlobalContext: false,
     forceUtcTimezone: true,
   };
+}
+
+/**
+ * Behind a transaction-mode pooler a session `SET` would stay on whichever server connection ran it,
+ * and PgBouncer refuses a `statement_timeout` startup parameter: the bound is made the role's default
+ * in this database instead, which PostgreSQL applies to each new server connection (those the pooler
+ * opens after this; the pooler's `server_lifetime` renews older ones).
+ */
+async function setRoleStatementTimeout(orm: MikroORM, ms: number): Promise<void> {
+  const connection = orm.em.getConnection();
+  const [current] = await connection.execute<{ role: string; database: string }[]>('select current_user as role, current_database() as database');
+  const ident = (name: string) => `"${name.replace(/"/g, '""')}"`;
+  // In one transaction, so on one server connection: the default for every later one, and the value
+  // for this one too (opened before the default existed; a session setting stays with it).
+  await connection.transactional(async (tx) => {
+    await connection.execute(`alter role ${ident(current!.role)} in database ${ident(current!.database)} set statement_timeout = ${Math.trunc(ms)}`, [], 'run', tx);
+    await connection.execute(`select set_config('statement_timeout', '${Math.trunc(ms)}', false)`, [], 'run', tx);
+  });
 }
 
 export interface Database {
@@ -69,6 +94,7 @@ export interface Database {
 export async function initORM(settings: OrmSettings, overrides: Partial<Options> = {}): Promise<Database> {
   const totals = new StatementTotals();
   const orm = await MikroORM.init({ ...ormOptions(settings, totals), ...overrides });
+  if (settings.pooler === 'transaction') await setRoleStatementTimeout(orm, settings.statementTimeoutMs ?? 10_000);
   await orm.getMigrator().up();
   return { orm, totals };
 }
