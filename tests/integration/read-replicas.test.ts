@@ -9,6 +9,7 @@ import { secretKey, signToken } from '../../src/modules/auth/auth.js';
 import { Role } from '../../src/modules/user/user.entity.js';
 import { TEST_JWT_SECRET, testEnv } from '../helpers/test-app.js';
 import { signedEvent, stripeEnvFor, StripeDouble } from '../helpers/stripe-double.js';
+import { findPgbouncer, Pgbouncer } from '../helpers/pgbouncer.js';
 
 const redisUrl = inject('redisUrl');
 
@@ -49,6 +50,7 @@ describe.skipIf(!redisUrl)('read replicas', () => {
   let stripe: StripeDouble;
   let replicaClient: pg.Client;
   const apps: App[] = [];
+  let bouncer: Pgbouncer | null = null;
   let tokens: { admin: string; admin2: string; user2: string; user3: string; user6: string };
   const namespace = `rr${randomBytes(4).toString('hex')}`;
 
@@ -105,6 +107,7 @@ describe.skipIf(!redisUrl)('read replicas', () => {
   }, 120_000);
   afterAll(async () => {
     for (const app of apps) await app.close().catch(() => undefined);
+    await bouncer?.stop();
     await replicaClient?.end().catch(() => undefined);
     await stripe?.close();
     await cluster?.stop();
@@ -222,6 +225,82 @@ describe.skipIf(!redisUrl)('read replicas', () => {
     } finally {
       await replicaClient.query('select pg_wal_replay_resume()');
     }
+  });
+
+  it('three instances over one primary (through PgBouncer), one replica and Redis: writes and reads spread, read-your-writes across them, nothing done twice', async () => {
+    // PgBouncer in front of the primary where it is installed (always in CI: .ci/run installs it).
+    const pooled = findPgbouncer() ? { DATABASE_URL: '', DATABASE_POOLER: 'transaction' } : null;
+    if (pooled) {
+      bouncer = await Pgbouncer.start(cluster.primaryUrl(), { poolSize: 10 });
+      pooled.DATABASE_URL = bouncer.url(cluster.primaryUrl(DB));
+    } else if (process.env.CI) throw new Error('CI must run this through PgBouncer');
+    const three = [];
+    for (let i = 0; i < 3; i++) three.push(await start({ CACHE_ENABLED: 'true', ...(pooled ?? {}) }));
+    await caughtUp();
+    for (const app of three) {
+      await until('the replica in rotation', () => app.fastify.inject({ method: 'GET', url: '/readyz' }).then((r) => r.json().replicas?.[0]?.status === 'ok'));
+    }
+
+    // Read-your-writes when the write and the next read land on different instances, replay paused.
+    await replicaClient.query('select pg_wal_replay_pause()');
+    try {
+      for (let i = 0; i < 6; i++) {
+        const name = `Across ${i} ${randomBytes(2).toString('hex')}`;
+        const [writer, reader] = [three[i % 3]!, three[(i + 1) % 3]!];
+        await post(writer, `mutation { updateUser(id: "2", input: { name: "${name}" }) { name } }`, tokens.user2);
+        expect((await post(reader, '{ me { name } }', tokens.user2)).body.data!.me.name).toBe(name);
+        expect((await post(reader, '{ user(id: "2") { name paymentCount } }', tokens.user2)).body.data!.user.name).toBe(name);
+      }
+    } finally {
+      await replicaClient.query('select pg_wal_replay_resume()');
+    }
+    await caughtUp();
+
+    // Concurrent writes and reads over all three: 3 keys, each sent 10 times spread over the instances.
+    const intentsBefore = stripe.intentCreations.length;
+    const keys = [0, 1, 2].map((k) => `three-${k}-${randomBytes(3).toString('hex')}`);
+    const requests = [];
+    for (let n = 0; n < 30; n++) {
+      const app = three[n % 3]!;
+      requests.push(
+        post(app, 'mutation($input: CreatePaymentInput!) { createPayment(input: $input) { payment { id } } }', tokens.user3, {
+          input: { amount: 700, currency: 'usd', idempotencyKey: keys[n % 3] },
+        }),
+        post(app, '{ paymentHistory(first: 50) { nodes { id status } } }', tokens.user3),
+      );
+    }
+    const answers = await Promise.all(requests);
+    for (const a of answers) {
+      expect(a.status).toBe(200);
+      expect(a.body.errors).toBeUndefined();
+    }
+    const created = answers.filter((a) => a.body.data?.createPayment).map((a) => a.body.data!.createPayment.payment.id);
+    expect(new Set(created).size).toBe(3);
+    expect(stripe.intentCreations.length - intentsBefore).toBe(3);
+    const rows = (await three[0]!.orm.em.fork().getConnection().execute(`select count(*)::int as n from payments where idempotency_key in ('${keys.join("','")}')`)) as { n: number }[];
+    expect(rows[0]!.n).toBe(3);
+    // Each instance read on the replica and wrote on the primary.
+    for (const app of three) {
+      const metrics = (await app.fastify.inject({ method: 'GET', url: '/metrics' })).body;
+      expect(metrics).toMatch(/^db_statements_total\{target="replica1"\} [1-9]\d*$/m);
+      expect(metrics).toMatch(/^db_statements_total\{target="primary"\} [1-9]\d*$/m);
+    }
+
+    // One webhook delivered to all three at once: applied once.
+    const [payment] = (await three[0]!.orm.em.fork().getConnection().execute(
+      `select id, stripe_payment_id from payments where idempotency_key = '${keys[0]}'`,
+    )) as { id: number; stripe_payment_id: string }[];
+    const event = signedEvent('payment_intent.succeeded', { id: payment!.stripe_payment_id, object: 'payment_intent' });
+    const outcomes = await Promise.all(
+      three.map((app) =>
+        app.fastify
+          .inject({ method: 'POST', url: '/webhooks/stripe', headers: { 'content-type': 'application/json', 'stripe-signature': event.signature }, payload: event.payload })
+          .then((r) => r.json().outcome as string),
+      ),
+    );
+    expect(outcomes.sort()).toEqual(['duplicate', 'duplicate', 'transitioned']);
+    // And its owner reads it COMPLETED on every instance at once.
+    for (const app of three) expect((await post(app, `{ payment(id: "${payment!.id}") { status } }`, tokens.user3)).body.data!.payment.status).toBe('COMPLETED');
   });
 
   it('a replica stopped under load: no failed request, reads back on it once it is up again', async () => {
