@@ -20,7 +20,8 @@ function expand(value: string): string {
 }
 
 describe('docker-compose.yml', () => {
-  const { app, postgres, redis } = compose.services;
+  const { app, postgres, redis, replica, pgbouncer, front } = compose.services;
+  const deploy = (file: string) => readFileSync(path.join(root, 'deploy', file), 'utf8');
 
   it('runs postgres 16 and redis 7 with healthchecks and named volumes', () => {
     expect(postgres.image).toMatch(/^postgres:16/);
@@ -44,19 +45,67 @@ describe('docker-compose.yml', () => {
     expect(config.host).toBe('0.0.0.0');
   });
 
-  it('wires the app to the postgres and redis services by name, with their credentials', () => {
+  it('wires the app to the primary through PgBouncer, to the replica and to redis, by name, with their credentials', () => {
+    const env = postgres.environment;
     const db = new URL(app.environment.DATABASE_URL);
-    expect(db.hostname).toBe('postgres');
-    expect(db.username).toBe(postgres.environment.POSTGRES_USER);
-    expect(db.password).toBe(postgres.environment.POSTGRES_PASSWORD);
-    expect(db.pathname).toBe(`/${postgres.environment.POSTGRES_DB}`);
+    expect(db.hostname).toBe('pgbouncer');
+    expect(db.port).toBe('6432');
+    expect(app.environment.DATABASE_POOLER).toBe('transaction');
+    const [replicaUrl, ...more] = String(app.environment.DATABASE_REPLICA_URLS).split(',');
+    expect(more).toEqual([]);
+    const rep = new URL(replicaUrl!);
+    expect(rep.hostname).toBe('replica');
+    for (const u of [db, rep]) {
+      expect(u.username).toBe(env.POSTGRES_USER);
+      expect(u.password).toBe(env.POSTGRES_PASSWORD);
+      expect(u.pathname).toBe(`/${env.POSTGRES_DB}`);
+    }
     expect(new URL(app.environment.REDIS_URL).hostname).toBe('redis');
-    expect(app.depends_on).toEqual({ postgres: { condition: 'service_healthy' }, redis: { condition: 'service_healthy' } });
+    expect(app.depends_on).toEqual({
+      pgbouncer: { condition: 'service_healthy' },
+      replica: { condition: 'service_started' },
+      redis: { condition: 'service_healthy' },
+    });
+    const config = loadConfig(Object.fromEntries(Object.entries(app.environment).map(([k, v]) => [k, expand(String(v))])));
+    expect(config.pooler).toBe('transaction');
+    expect(config.replicas.urls).toEqual([replicaUrl]);
   });
 
-  it("publishes the app's port and checks it on /readyz", () => {
-    expect(app.ports).toContain(`${app.environment.PORT}:${app.environment.PORT}`);
+  it('runs PgBouncer in transaction mode in front of the primary, with the app\'s credentials', () => {
+    const ini = deploy('pgbouncer/pgbouncer.ini');
+    expect(ini).toMatch(/^pool_mode = transaction$/m);
+    expect(ini).toMatch(/^paygraph = host=postgres port=5432 dbname=paygraph$/m);
+    expect(ini).toMatch(/^listen_port = 6432$/m);
+    expect(deploy('pgbouncer/userlist.txt').trim()).toBe(`"${postgres.environment.POSTGRES_USER}" "${postgres.environment.POSTGRES_PASSWORD}"`);
+    expect(deploy('pgbouncer/Dockerfile')).toMatch(/apt-get install .*pgbouncer/);
+    expect(pgbouncer.build).toBe('./deploy/pgbouncer');
+    expect(pgbouncer.depends_on).toEqual({ postgres: { condition: 'service_healthy' } });
+  });
+
+  it('makes the replica a streaming standby of postgres, which allows replication connections', () => {
+    const start = deploy('replica/start.sh');
+    expect(replica.image).toBe(postgres.image);
+    expect(replica.entrypoint).toEqual(['/bin/sh', '/deploy/replica/start.sh']);
+    expect(start).toMatch(/pg_basebackup -h postgres -U "\$PRIMARY_USER" -D "\$PGDATA" -R -X stream/);
+    expect(start).toMatch(/^exec postgres -c hot_standby=on$/m);
+    expect(replica.environment).toMatchObject({ PRIMARY_USER: postgres.environment.POSTGRES_USER, PGPASSWORD: postgres.environment.POSTGRES_PASSWORD });
+    expect(replica.volumes[0]).toBe('replica-data:/var/lib/postgresql/data');
+    expect(postgres.volumes).toContain('./deploy/postgres/10-replication.sh:/docker-entrypoint-initdb.d/10-replication.sh:ro');
+    expect(deploy('postgres/10-replication.sh')).toContain('host replication all all scram-sha-256');
+  });
+
+  it('publishes one port on the front, which spreads requests (and WebSockets) over every app container', () => {
+    expect(app.ports).toBeUndefined();
+    expect(app.expose).toEqual([app.environment.PORT]);
+    expect(front.ports).toEqual([`${app.environment.PORT}:${app.environment.PORT}`]);
+    const nginx = deploy('nginx.conf');
+    expect(nginx).toMatch(new RegExp(`set \\$app http://app:${app.environment.PORT};`));
+    expect(nginx).toMatch(/proxy_pass \$app;/);
+    expect(nginx).toMatch(/resolver 127\.0\.0\.11/);
+    expect(nginx).toMatch(/proxy_set_header Upgrade \$http_upgrade;/);
+    expect(front.volumes).toContain('./deploy/nginx.conf:/etc/nginx/conf.d/default.conf:ro');
     expect(app.healthcheck.test.join(' ')).toContain(`127.0.0.1:${app.environment.PORT}/readyz`);
+    expect(composeText).toContain('--scale app=3');
   });
 
   it('documents DATABASE_URLs that reach the published PostgreSQL', () => {
