@@ -303,6 +303,38 @@ describe.skipIf(!redisUrl)('read replicas', () => {
     for (const app of three) expect((await post(app, `{ payment(id: "${payment!.id}") { status } }`, tokens.user3)).body.data!.payment.status).toBe('COMPLETED');
   });
 
+  it('a replica further behind than DATABASE_REPLICA_MAX_LAG_MS leaves the rotation, and comes back when it catches up', async () => {
+    const app = await start({ DATABASE_REPLICA_MAX_LAG_MS: '400' });
+    await caughtUp();
+    await until('the replica in rotation', () => app.fastify.inject({ method: 'GET', url: '/readyz' }).then((r) => r.json().replicas?.[0]?.status === 'ok'));
+    await post(app, '{ __typename }', tokens.user6);
+    const before = (await post(app, '{ user(id: "6") { paymentCount } }', tokens.user6)).body.data!.user.paymentCount as number;
+    await replicaClient.query('select pg_wal_replay_pause()');
+    try {
+      // The primary moves on (a row no cache holds); the replica does not.
+      await app.orm.em
+        .fork()
+        .getConnection()
+        .execute("insert into payments (user_id, amount, currency, status, created_at, updated_at) values (6, 100, 'usd', 'PENDING', now(), now())");
+      await until('the lagging replica out of the rotation', () =>
+        app.fastify.inject({ method: 'GET', url: '/readyz' }).then((r) => {
+          const body = r.json();
+          return r.statusCode === 200 && body.status === 'degraded' && /replay lag \d+ ms over 400 ms/.test(body.replicas[0].problem ?? '');
+        }),
+      );
+      // user6 wrote nothing: only the lag keeps this read off the replica.
+      const read = await post(app, '{ user(id: "6") { paymentCount } }', tokens.user6);
+      expect(read.body.data!.user.paymentCount).toBe(before + 1);
+      expect(new Set(read.targets)).toEqual(new Set(['primary']));
+    } finally {
+      await replicaClient.query('select pg_wal_replay_resume()');
+    }
+    await until('the replica back in the rotation', () => app.fastify.inject({ method: 'GET', url: '/readyz' }).then((r) => r.json().replicas?.[0]?.status === 'ok'));
+    const back = await post(app, '{ user(id: "6") { paymentCount } }', tokens.user6);
+    expect(back.body.data!.user.paymentCount).toBe(before + 1);
+    expect(new Set(back.targets)).toEqual(new Set(['replica1']));
+  });
+
   it('a replica stopped under load: no failed request, reads back on it once it is up again', async () => {
     const [app] = apps;
     const q = 'query($id: ID!) { user(id: $id) { email payments(first: 10) { nodes { amount status } } } }';
