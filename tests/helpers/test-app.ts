@@ -33,6 +33,40 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
+/** One GraphQL answer as a client saw it, with what the server said of it. */
+export interface Posted {
+  status: number;
+  body: { data?: Record<string, any> | null; errors?: { message: string; extensions?: Record<string, any> }[]; extensions?: Record<string, any> };
+  /** Statements the server sent for it (`extensions.sql`, with DEBUG_SQL). */
+  statements: number;
+  /** The server each statement ran on: `primary`, `replica1`... */
+  targets: string[];
+  /** The `x-response-cache` header. */
+  cache: string | undefined;
+}
+
+/** One POST /graphql to an app instance, as a client sends it (for tests that drive several instances). */
+export async function postTo(
+  app: App,
+  query: string,
+  options: { token?: string; variables?: Record<string, unknown>; headers?: Record<string, string> } = {},
+): Promise<Posted> {
+  const res = await app.fastify.inject({
+    method: 'POST',
+    url: '/graphql',
+    headers: { 'content-type': 'application/json', ...(options.token ? { authorization: `Bearer ${options.token}` } : {}), ...options.headers },
+    payload: JSON.stringify({ query, variables: options.variables }),
+  });
+  const body = res.json();
+  return {
+    status: res.statusCode,
+    body,
+    statements: body.extensions?.sql?.statements ?? 0,
+    targets: body.extensions?.sql?.targets ?? [],
+    cache: res.headers['x-response-cache'] as string | undefined,
+  };
+}
+
 /** The settings every test app runs with, on the database at `databaseUrl`. */
 export function testEnv(databaseUrl: string): Record<string, string> {
   return {

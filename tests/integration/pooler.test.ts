@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createTestApp, type TestApp } from '../helpers/test-app.js';
+import { createTestApp, postTo, type TestApp } from '../helpers/test-app.js';
 import { createApp, type App } from '../../src/app.js';
 import { findPgbouncer, Pgbouncer } from '../helpers/pgbouncer.js';
 import { signedEvent, stripeEnvFor, StripeDouble } from '../helpers/stripe-double.js';
@@ -9,16 +9,7 @@ const pgServerUrl = inject('pgServerUrl');
 const available = findPgbouncer() !== null;
 if (!available && process.env.CI) throw new Error('pgbouncer is not installed, and CI must run the pooler tests (.ci/run installs it)');
 
-async function post(app: App, query: string, token: string, variables?: Record<string, unknown>) {
-  const res = await app.fastify.inject({
-    method: 'POST',
-    url: '/graphql',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    payload: JSON.stringify({ query, variables }),
-  });
-  const body = res.json();
-  return { status: res.statusCode, body, statements: (body.extensions?.sql?.statements ?? 0) as number };
-}
+const post = (app: App, query: string, token: string, variables?: Record<string, unknown>) => postTo(app, query, { token, variables });
 
 /**
  * The app behind a real PgBouncer in transaction pooling mode (DATABASE_POOLER=transaction): no session
@@ -88,7 +79,7 @@ describe.skipIf(!available)('behind PgBouncer in transaction mode', () => {
       ),
     );
     for (const r of results) expect(r.body.errors).toBeUndefined();
-    expect(new Set(results.map((r) => r.body.data.createPayment.payment.id)).size).toBe(1);
+    expect(new Set(results.map((r) => r.body.data!.createPayment.payment.id)).size).toBe(1);
     expect(stripe.intentCreations.length - before).toBe(1);
     expect(await t.sql('select id from payments where idempotency_key = ?', [key])).toHaveLength(1);
   });

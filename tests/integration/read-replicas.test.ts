@@ -7,28 +7,13 @@ import { createApp, type App } from '../../src/app.js';
 import { seedDemoData } from '../../src/db/seeders/demo.seeder.js';
 import { secretKey, signToken } from '../../src/modules/auth/auth.js';
 import { Role } from '../../src/modules/user/user.entity.js';
-import { TEST_JWT_SECRET, testEnv } from '../helpers/test-app.js';
+import { postTo, TEST_JWT_SECRET, testEnv } from '../helpers/test-app.js';
 import { signedEvent, stripeEnvFor, StripeDouble } from '../helpers/stripe-double.js';
 import { findPgbouncer, Pgbouncer } from '../helpers/pgbouncer.js';
 
 const redisUrl = inject('redisUrl');
 
-interface Answer {
-  status: number;
-  body: { data?: Record<string, any> | null; errors?: { message: string; extensions?: Record<string, any> }[]; extensions?: Record<string, any> };
-  targets: string[];
-}
-
-async function post(app: App, query: string, token: string, variables?: Record<string, unknown>): Promise<Answer> {
-  const res = await app.fastify.inject({
-    method: 'POST',
-    url: '/graphql',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    payload: JSON.stringify({ query, variables }),
-  });
-  const body = res.json();
-  return { status: res.statusCode, body, targets: body.extensions?.sql?.targets ?? [] };
-}
+const post = (app: App, query: string, token: string, variables?: Record<string, unknown>) => postTo(app, query, { token, variables });
 
 async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
   const end = Date.now() + timeoutMs;

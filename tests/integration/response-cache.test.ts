@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createTestApp, type TestApp } from '../helpers/test-app.js';
+import { createTestApp, postTo, type Posted, type TestApp } from '../helpers/test-app.js';
 import { createApp, type App } from '../../src/app.js';
 import { signedEvent, stripeEnvFor, StripeDouble } from '../helpers/stripe-double.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
@@ -12,28 +12,8 @@ const STORES = [
   { store: 'Redis', env: redisUrl ? { REDIS_URL: redisUrl } : null },
 ];
 
-interface Answer {
-  status: number;
-  body: { data?: Record<string, any> | null; errors?: { message: string; extensions?: Record<string, any> }[]; extensions?: Record<string, any> };
-  cache: string | undefined;
-  statements: number;
-}
-
-/** One POST /graphql to an app instance, as a client sends it. */
-async function post(app: App, query: string, options: { token?: string; variables?: Record<string, unknown>; headers?: Record<string, string> } = {}): Promise<Answer> {
-  const res = await app.fastify.inject({
-    method: 'POST',
-    url: '/graphql',
-    headers: {
-      'content-type': 'application/json',
-      ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-      ...options.headers,
-    },
-    payload: JSON.stringify({ query, variables: options.variables }),
-  });
-  const body = res.json();
-  return { status: res.statusCode, body, cache: res.headers['x-response-cache'] as string | undefined, statements: body.extensions?.sql?.statements ?? 0 };
-}
+const post = postTo;
+type Answer = Posted;
 
 /** What PostgreSQL says now: the same operation with `Cache-Control: no-cache` (no cache read, no cache fill). */
 async function truth(app: App, query: string, token: string, variables?: Record<string, unknown>) {
