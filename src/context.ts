@@ -98,6 +98,6 @@ export async function contextFor(deps: ContextDeps, requestId: string, claims: V
     loaders.primeUsers([current.row]);
   }
   // Reads may go to a replica that has replayed the viewer's own latest write (see src/db/replicas).
-  if (deps.routing?.configured) cache.routeReads(deps.routing.forRequest(em, viewer ? await deps.routing.viewerPosition(viewer.id) : 0));
+  if (deps.routing?.configured) cache.routeReads(deps.routing.forRequest(em, viewer?.id ?? null));
   return { requestId, em, viewer, loaders, sql, cache, stripe: deps.stripe, payments: deps.payments, events: deps.events };
 }

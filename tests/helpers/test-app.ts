@@ -43,6 +43,9 @@ export interface Posted {
   targets: string[];
   /** The `x-response-cache` header. */
   cache: string | undefined;
+  /** Statement texts (`extensions.sql`). */
+  queries: string[];
+  headers: Record<string, unknown>;
 }
 
 /** One POST /graphql to an app instance, as a client sends it (for tests that drive several instances). */
@@ -64,6 +67,8 @@ export async function postTo(
     statements: body.extensions?.sql?.statements ?? 0,
     targets: body.extensions?.sql?.targets ?? [],
     cache: res.headers['x-response-cache'] as string | undefined,
+    queries: body.extensions?.sql?.queries ?? [],
+    headers: res.headers,
   };
 }
 
@@ -112,29 +117,14 @@ export async function createTestApp(
     token,
     adminToken: () => token({ id: 1, role: Role.ADMIN }),
     userToken: (id) => token({ id, role: Role.USER }),
-    async gql(query, { variables, token: bearer, headers = {} } = {}) {
+    async gql(query, { variables, token, headers } = {}) {
       const unattributedBefore = app.sqlTotals.unattributed;
-      const res = await app.fastify.inject({
-        method: 'POST',
-        url: '/graphql',
-        headers: {
-          'content-type': 'application/json',
-          ...(bearer ? { authorization: `Bearer ${bearer}` } : {}),
-          ...headers,
-        },
-        payload: JSON.stringify({ query, variables }),
-      });
+      const { status, body, statements, queries, headers: responseHeaders } = await postTo(app, query, { token, variables, headers });
       if (app.sqlTotals.unattributed !== unattributedBefore) {
         throw new Error('a statement ran during the request without being attributed to it');
       }
-      const body = res.json();
-      return {
-        status: res.statusCode,
-        body,
-        statements: body.extensions?.sql?.statements ?? 0,
-        queries: body.extensions?.sql?.queries ?? [],
-        headers: res.headers,
-      };
+      // The body as the caller types its data.
+      return { status, body: body as GqlResult<never>['body'], statements, queries, headers: responseHeaders };
     },
     async sql(text, params = []) {
       return app.orm.em.fork().getConnection().execute(text, params) as never;

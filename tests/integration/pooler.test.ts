@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import pg from 'pg';
 import { createTestApp, postTo, type TestApp } from '../helpers/test-app.js';
 import { createApp, type App } from '../../src/app.js';
 import { findPgbouncer, Pgbouncer } from '../helpers/pgbouncer.js';
@@ -43,7 +44,15 @@ describe.skipIf(!available)('behind PgBouncer in transaction mode', () => {
     const connection = pooled.orm.em.fork().getConnection();
     const [{ port }] = (await connection.execute("select current_setting('port') as port")) as { port: string }[];
     expect(Number(port)).toBe(Number(new URL(pgServerUrl).port || 5432));
-    expect(bouncer.url(t.config.databaseUrl!)).toContain(`:${bouncer.port}/`);
+    // PgBouncer's own admin console lists the app's connections as its clients, on the test database.
+    const adminConsole = new pg.Client({ connectionString: bouncer.url(`postgresql://postgres@127.0.0.1/pgbouncer`) });
+    await adminConsole.connect();
+    try {
+      const { rows } = await adminConsole.query<{ database: string }>('show clients');
+      expect(rows.map((r) => r.database)).toContain(new URL(t.config.databaseUrl!).pathname.slice(1));
+    } finally {
+      await adminConsole.end();
+    }
     expect(await connection.execute('show statement_timeout')).toEqual([{ statement_timeout: '300ms' }]);
     await expect(connection.execute('select pg_sleep(1)')).rejects.toThrow(/statement timeout/);
     // A direct connection sends the same bound as a startup parameter (which PgBouncer would refuse).

@@ -359,7 +359,7 @@ describe('response cache settings', () => {
     const t = await createTestApp({ seed: { users: 120, paymentsPerUser: 10 }, env: { CACHE_ENABLED: 'true', RESPONSE_CACHE_MAX_MB: '1' } });
     try {
       const admin = await t.adminToken();
-      // Each answer is about 60 KB of JSON (120 KB held): a few dozen distinct ones pass 1 MB.
+      // Each answer is about 93 KB of JSON (some 190 KB as the store counts it): a few pass 1 MB.
       const q = (n: number) => `{ users(first: 100) { nodes { id email payments(first: 10) { nodes { id amount status createdAt } } } } n${n}: __typename }`;
       for (let n = 0; n < 30; n++) expect((await post(t.app, q(n), { token: admin })).cache).toBe('miss');
       const size = t.app.responseCache!.memorySize;

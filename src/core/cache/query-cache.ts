@@ -64,7 +64,7 @@ export interface QueryCacheOptions {
    * highest write position its tags' versions carry, and the viewer's own latest write), on a replica
    * that has replayed it, or null for the primary. `tagged` says whether its statements are tagged reads.
    */
-  route?: (position: number, tagged: boolean) => SqlEntityManager | null;
+  route?: (position: number, tagged: boolean) => Promise<SqlEntityManager | null>;
 }
 
 /** What a load gets: the arguments of its misses, and the EntityManager to read them with. */
@@ -110,12 +110,12 @@ export class QueryCache {
    * The EntityManager a load reads with: the tagged fork (made at the first miss) while enabled. A scope
    * made without one (tests of the cache alone, whose loads read no database) hands its loads none.
    */
-  private loadEm(versions: Readonly<Record<string, string>> | null = null): SqlEntityManager {
+  private async loadEm(versions: Readonly<Record<string, string>> | null = null): Promise<SqlEntityManager> {
     if (!this.em) return undefined as unknown as SqlEntityManager;
     if (this.route) {
       let position = 0;
       if (versions) for (const v of Object.values(versions)) position = Math.max(position, versionPosition(v));
-      const routed = this.route(position, this.on);
+      const routed = await this.route(position, this.on);
       if (routed) return routed;
     }
     if (!this.on) return this.em;
@@ -161,7 +161,7 @@ export class QueryCache {
     spec: CacheSpec<NoInfer<Args>>,
     loadMissing: LoadMissing<Args, T>,
   ): Promise<T[]> {
-    if (!this.on || !this.service) return loadMissing([...argLists], this.loadEm());
+    if (!this.on || !this.service) return loadMissing([...argLists], await this.loadEm());
     const service = this.service;
     const keys = argLists.map((args) => `${name}:${cacheKey(...args)}`);
     const results: Promise<T>[] = new Array(argLists.length);
@@ -188,7 +188,7 @@ export class QueryCache {
       const batch = service.getOrLoadMany(
         requests,
         spec.ttl !== undefined ? spec.ttl * 1000 : service.defaultTtlMs,
-        async (missing) => loadMissing(missing.map((m) => argLists[unique[m]!]!), this.loadEm(loadVersions)),
+        async (missing) => loadMissing(missing.map((m) => argLists[unique[m]!]!), await this.loadEm(loadVersions)),
         this.shared,
         (versions) => {
           loadVersions = versions;

@@ -126,12 +126,15 @@ export class ReadRouting {
   /**
    * The router of one request: for a load that must see writes up to `position`, an EntityManager
    * (a fork of `em`, one per replica and kind) reading on a healthy replica that has replayed past
-   * it and past the viewer's own last write, or null for the primary.
+   * it and past the viewer's own last write, or null for the primary. The viewer's mark is read from
+   * the shared store at the first load, once: a request answered without SQL never asks for it.
    */
-  forRequest(em: SqlEntityManager, viewerPosition: number): (position: number, tagged: boolean) => SqlEntityManager | null {
+  forRequest(em: SqlEntityManager, viewerId: number | null): (position: number, tagged: boolean) => Promise<SqlEntityManager | null> {
     const forks = new Map<string, SqlEntityManager>();
-    return (position, tagged) => {
-      const replica = this.pick(Math.max(position, viewerPosition));
+    let viewerPosition: Promise<number> | null = null;
+    return async (position, tagged) => {
+      viewerPosition ??= viewerId === null ? Promise.resolve(0) : this.viewerPosition(viewerId);
+      const replica = this.pick(Math.max(position, await viewerPosition));
       if (!replica) return null;
       const key = `${replica.name}|${tagged}`;
       let fork = forks.get(key);
