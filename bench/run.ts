@@ -8,8 +8,16 @@
  * 16 connections, BENCH_DURATION seconds (10) each after a warm-up, in BENCH_SLICES (2) interleaved
  * slices. Reports requests/s, p50, p99, errors, SQL statements per request (from the server's own
  * /metrics), peak RSS of the server, and the ratio to the baseline; writes bench/results/latest.json.
+ *
+ * The servers (app and baseline) run on the Node that production runs: the one runtime/node.sh pins
+ * (the Dockerfile's), whatever Node runs this script; BENCH_NODE=<path> runs them on another.
+ * BENCH_COMPARE_NODE=<path>[,<path>] adds, interleaved with the others, the app on each of those Nodes
+ * (an A/B of runtimes in one run), and BENCH_ASYNC_CONTEXT=1 the app with an AsyncLocalStorage entered
+ * for every HTTP request (bench/async-context.ts) on each of its Nodes: what carrying request state in
+ * an async context would cost. BENCH_COMPARE_FLAGS='<flags>[;<flags>]' adds the app on production's
+ * Node with those Node flags instead of `start:prod`'s (say `--max-semi-space-size=16`).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -42,6 +50,13 @@ const isWarm = (target: string) => target === QUERY_CACHE_WARM || target === RES
 const JWT_SECRET = randomBytes(32).toString('base64url');
 const METRICS_TOKEN = randomBytes(16).toString('hex');
 const log = (line: string) => process.stdout.write(`[bench] ${line}\n`);
+
+/** The Node the servers run on: production's (runtime/node.sh), unless BENCH_NODE names another. */
+const SERVER_NODE = process.env.BENCH_NODE || path.join(execFileSync('bash', [path.join(root, 'runtime/node.sh')], { encoding: 'utf8' }).trim(), 'node');
+const COMPARE_NODES = (process.env.BENCH_COMPARE_NODE ?? '').split(',').filter(Boolean);
+const ASYNC_CONTEXT = process.env.BENCH_ASYNC_CONTEXT === '1';
+const COMPARE_FLAGS = (process.env.BENCH_COMPARE_FLAGS ?? '').split(';').map((f) => f.trim()).filter(Boolean);
+const nodeVersion = (node: string) => execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
 
 /** BENCH_TRACING=1,0.1: also run the app with OpenTelemetry on at these sampling ratios (to a local receiver). */
 const TRACING_RATIOS = (process.env.BENCH_TRACING ?? '').split(',').filter(Boolean).map(Number);
@@ -102,9 +117,9 @@ interface Running {
   stop(): Promise<void>;
 }
 
-async function startProcess(label: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<Running> {
+async function startProcess(label: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp, node = SERVER_NODE): Promise<Running> {
   const port = await freePort();
-  const child = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(node, args, { cwd: root, env: { ...process.env, ...env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (c) => (output += c));
   child.stderr!.on('data', (c) => (output += c));
@@ -138,10 +153,18 @@ function productionNodeArgs(): string[] {
   return words.slice(words.indexOf('node') + 1);
 }
 
-function startApp(databaseUrl: string, cache: boolean, extraEnv: Record<string, string> = {}, label?: string): Promise<Running> {
+function startApp(
+  databaseUrl: string,
+  cache: boolean,
+  extraEnv: Record<string, string> = {},
+  label?: string,
+  runtime: { node?: string; preload?: string[]; flags?: string[] } = {},
+): Promise<Running> {
+  const production = productionNodeArgs();
+  const args = runtime.flags ? [...runtime.flags, ...production.filter((a) => !a.startsWith('--'))] : production;
   return startProcess(
     label ?? (cache ? 'app (cache on)' : 'app'),
-    productionNodeArgs(),
+    [...(runtime.preload ?? []), ...args],
     {
       ...extraEnv,
       NODE_ENV: 'production',
@@ -155,6 +178,7 @@ function startApp(databaseUrl: string, cache: boolean, extraEnv: Record<string, 
       SHUTDOWN_GRACE_MS: '0',
     },
     /ready at/,
+    runtime.node,
   );
 }
 
@@ -393,11 +417,29 @@ async function main(): Promise<void> {
       servers.push(server);
       traced.push({ name, server });
     }
+    // The same build on other Nodes, and with an async context per request, cache off like `app`.
+    const variants: Target[] = [];
+    for (const node of COMPARE_NODES) {
+      const name = `app (node ${nodeVersion(node)})`;
+      variants.push({ name, server: await startApp(db.url, false, {}, name, { node }) });
+    }
+    for (const flags of COMPARE_FLAGS) {
+      const name = `app (${flags})`;
+      variants.push({ name, server: await startApp(db.url, false, {}, name, { flags: flags.split(/\s+/) }) });
+    }
+    if (ASYNC_CONTEXT) {
+      for (const node of [SERVER_NODE, ...COMPARE_NODES]) {
+        const name = `app (async context, node ${nodeVersion(node)})`;
+        variants.push({ name, server: await startApp(db.url, false, {}, name, { node, preload: ['--import', path.join(root, 'bench/async-context.mjs')] }) });
+      }
+    }
+    servers.push(...variants.map((v) => v.server));
     for (const scenario of scenarios) {
       const targets: Target[] = [
         { name: 'baseline', server: baseline },
         { name: 'app', server: app },
         ...traced,
+        ...variants,
       ];
       if (cached && WARM_SCENARIOS.includes(scenario.name)) targets.push({ name: QUERY_CACHE_WARM, server: cached });
       if (responseCached && RESPONSE_CACHE_SCENARIOS.includes(scenario.name)) targets.push({ name: RESPONSE_CACHE_WARM, server: responseCached });
@@ -411,9 +453,10 @@ async function main(): Promise<void> {
       log(`trace receiver took ${receiver.spans()} spans`);
       await receiver.close();
     }
-    const report = table(results);
+    const serverNode = nodeVersion(SERVER_NODE);
+    const report = `Servers (app and baseline) on Node ${serverNode}${process.env.BENCH_NODE ? ' (BENCH_NODE)' : ' (production\'s: runtime/node.sh)'}.\n\n${table(results)}`;
     process.stdout.write(`\n${report}\n\n`);
-    const machine = { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryGb: Math.round(totalmem() / 2 ** 30), node: process.version };
+    const machine = { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryGb: Math.round(totalmem() / 2 ** 30), node: serverNode };
     await mkdir(path.join(root, 'bench/results'), { recursive: true });
     await writeFile(
       path.join(root, 'bench/results/latest.json'),
