@@ -24,10 +24,14 @@ async function answers(port: number): Promise<boolean> {
 export class RedisProcess {
   private child: ChildProcess | null = null;
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    private readonly extraArgs: string[] = [],
+  ) {}
 
-  static async start(port?: number): Promise<RedisProcess> {
-    const redis = new RedisProcess(port ?? (await freePort()));
+  /** `extraArgs`: more redis-server options, e.g. `['--maxmemory', '2mb', '--maxmemory-policy', 'allkeys-lru']`. */
+  static async start(port?: number, extraArgs: string[] = []): Promise<RedisProcess> {
+    const redis = new RedisProcess(port ?? (await freePort()), extraArgs);
     await redis.start();
     return redis;
   }
@@ -37,7 +41,7 @@ export class RedisProcess {
   }
 
   async start(): Promise<void> {
-    this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...this.extraArgs], {
       stdio: 'ignore',
     });
     for (let i = 0; i < 100; i++) {

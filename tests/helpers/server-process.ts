@@ -23,13 +23,13 @@ export interface ServerProcess {
  */
 export async function startServer(
   env: NodeJS.ProcessEnv,
-  { until, timeoutMs = 90_000 }: { until?: (output: string) => boolean; timeoutMs?: number } = {},
+  { until, timeoutMs = 90_000, nodeArgs = [] }: { until?: (output: string) => boolean; timeoutMs?: number; /** Before the script's own (a test's `--import` preload). */ nodeArgs?: string[] } = {},
 ): Promise<ServerProcess> {
   const start: string = JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')).scripts.start;
   // `exec` makes the shell npm runs the script in become node, so signals sent to npm reach the server.
   const [command, ...args] = start.replace(/^exec /, '').split(' ');
   if (command !== 'node') throw new Error(`the start script must run node directly, not ${command}`);
-  const child = spawn(process.execPath, args, { cwd: projectRoot, env });
+  const child = spawn(process.execPath, [...nodeArgs, ...args], { cwd: projectRoot, env });
   let output = '';
   child.stdout!.on('data', (c) => (output += c));
   child.stderr!.on('data', (c) => (output += c));

@@ -31,14 +31,16 @@ export function stripeEnvFor(double: StripeDouble, extra: Record<string, string>
   };
 }
 
-export type DoubleMode = 'success' | 'decline' | 'error500' | 'retryable503' | 'hang';
+export type DoubleMode = 'success' | 'decline' | 'error500' | 'error500AfterEffect' | 'retryable503' | 'hang' | 'slow';
 
 /**
  * A local stand-in for the Stripe API, reached by the real SDK through STRIPE_API_BASE. It records what
  * the SDK really sends (auth header, form-encoded params, Idempotency-Key, metadata), replays the
  * saved response for a repeated Idempotency-Key as Stripe does (a 500 included), and can answer
  * success, a card decline (402), a server error (500), a lock timeout the client should retry (503
- * with `Stripe-Should-Retry: true`, not saved), or not at all.
+ * with `Stripe-Should-Retry: true`, not saved), not at all, or slowly (`slow`: the request is carried
+ * out and saved as Stripe would, and its answer sent after `slowMs`, later than the client waits), or
+ * with a 500 after carrying the request out (`error500AfterEffect`: the outcome a 500 leaves open).
  */
 export class StripeDouble {
   readonly requests: RecordedRequest[] = [];
@@ -48,6 +50,8 @@ export class StripeDouble {
   /** How reads (GET) are answered: normally, with a 500, with a 429 rate-limit error, or after a delay. */
   readMode: 'success' | 'error500' | 'rateLimited' = 'success';
   readDelayMs = 0;
+  /** In `slow` mode, a POST is carried out (and saved under its Idempotency-Key) at once, but answered after this long. */
+  slowMs = 0;
   readonly intents = new Map<string, Record<string, unknown>>();
   private readonly replays = new Map<string, { status: number; body: unknown }>();
   private readonly sockets = new Set<Socket>();
@@ -98,6 +102,9 @@ export class StripeDouble {
     }
   }
 
+  /** Refunds made, by id, as Stripe lists them (`GET /v1/refunds?payment_intent=`). */
+  readonly refunds = new Map<string, { id: string; object: 'refund'; amount: number; payment_intent: string; status: 'succeeded'; metadata: Record<string, string> }>();
+
   /** The intent's charge, with what was refunded of it. */
   readonly charges = new Map<string, { id: string; object: 'charge'; amount: unknown; amount_refunded: number; refunded: boolean; payment_intent: string }>();
 
@@ -133,9 +140,17 @@ export class StripeDouble {
     };
     this.requests.push(record);
 
+    // Set below for a request carried out in `slow` mode; replays and refusals are answered at once.
+    let delay = 0;
+    let mode: DoubleMode = 'success';
     const send = (status: number, payload: unknown, headers: Record<string, string> = {}) => {
-      res.writeHead(status, { 'content-type': 'application/json', 'request-id': `req_${randomBytes(6).toString('hex')}`, ...headers });
-      res.end(JSON.stringify(payload));
+      const write = () => {
+        if (res.destroyed) return; // the client gave up waiting: what was done stays done
+        res.writeHead(status, { 'content-type': 'application/json', 'request-id': `req_${randomBytes(6).toString('hex')}`, ...headers });
+        res.end(JSON.stringify(payload));
+      };
+      if (delay > 0) setTimeout(write, delay).unref();
+      else write();
     };
 
     if (record.authorization !== `Bearer ${DOUBLE_SECRET_KEY}`) {
@@ -149,18 +164,24 @@ export class StripeDouble {
       if (replayKey) this.replays.set(replayKey, { status, body: payload });
       send(status, payload);
     };
+    const serverError = { error: { type: 'api_error', message: 'An unknown error occurred (double)' } };
+    /** The answer to a request carried out: its own, or (error500AfterEffect) a 500, saved as Stripe saves one. */
+    const done = (status: number, payload: unknown) => (mode === 'error500AfterEffect' ? answer(500, serverError) : answer(status, payload));
+    const metadataOf = (form: Record<string, string>) =>
+      Object.fromEntries(Object.entries(form).filter(([k]) => k.startsWith('metadata[')).map(([k, v]) => [k.slice(9, -1), v]));
 
+    mode = record.method === 'POST' ? this.currentMode() : 'success';
     if (record.method === 'GET') {
       if (this.readDelayMs > 0) await new Promise((r) => setTimeout(r, this.readDelayMs));
       if (this.readMode === 'error500') return send(500, { error: { type: 'api_error', message: 'An unknown error occurred (double)' } });
       if (this.readMode === 'rateLimited') return send(429, { error: { type: 'invalid_request_error', code: 'rate_limit', message: 'Too many requests (double)' } });
     }
-    const mode = record.method === 'POST' ? this.currentMode() : 'success';
+    if (mode === 'slow') delay = this.slowMs;
     if (mode === 'hang') return; // never answers; the SDK's timeout has to end it
     if (mode === 'retryable503') {
       return send(503, { error: { type: 'api_error', message: 'Lock timeout (double)' } }, { 'stripe-should-retry': 'true' });
     }
-    if (mode === 'error500') return answer(500, { error: { type: 'api_error', message: 'An unknown error occurred (double)' } });
+    if (mode === 'error500') return answer(500, serverError);
 
     const intentPath = /^\/v1\/payment_intents\/([^/]+)(\/cancel)?$/.exec(record.path);
     if (record.method === 'POST' && record.path === '/v1/payment_intents') {
@@ -168,7 +189,7 @@ export class StripeDouble {
         return answer(402, { error: { type: 'card_error', code: 'card_declined', decline_code: 'generic_decline', message: 'Your card was declined.' } });
       }
       const id = this.nextId('pi');
-      const metadata = Object.fromEntries(Object.entries(record.form).filter(([k]) => k.startsWith('metadata[')).map(([k, v]) => [k.slice(9, -1), v]));
+      const metadata = metadataOf(record.form);
       const intent = {
         id,
         object: 'payment_intent',
@@ -180,7 +201,7 @@ export class StripeDouble {
         client_secret: `${id}_secret_${randomBytes(8).toString('hex')}`,
       };
       this.intents.set(id, intent);
-      return answer(200, intent);
+      return done(200, intent);
     }
     if (intentPath) {
       const intent = this.intents.get(intentPath[1]!);
@@ -204,7 +225,13 @@ export class StripeDouble {
         charge.amount_refunded += Number(record.form.amount);
         charge.refunded = charge.amount_refunded >= Number(charge.amount);
       }
-      return answer(200, { id: this.nextId('re'), object: 'refund', amount: Number(record.form.amount), payment_intent: record.form.payment_intent, status: 'succeeded' });
+      const refund = { id: this.nextId('re'), object: 'refund' as const, amount: Number(record.form.amount), payment_intent: record.form.payment_intent ?? '', status: 'succeeded' as const, metadata: metadataOf(record.form) };
+      this.refunds.set(refund.id, refund);
+      return done(200, refund);
+    }
+    if (record.method === 'GET' && record.path === '/v1/refunds') {
+      const data = [...this.refunds.values()].filter((r) => !record.query.payment_intent || r.payment_intent === record.query.payment_intent).reverse();
+      return send(200, { object: 'list', data, has_more: false, url: '/v1/refunds' });
     }
     send(404, { error: { type: 'invalid_request_error', message: `Unrecognized request URL (${record.method}: ${record.path})` } });
   }

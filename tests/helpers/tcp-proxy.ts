@@ -16,8 +16,17 @@ export class TcpProxy {
 
   private constructor(
     readonly port: number,
-    private readonly targetPort: number,
+    private targetPort: number,
   ) {}
+
+  /**
+   * New connections go to `port` from now on, and open ones are dropped: what a failover's address
+   * flip (a DNS name, a virtual IP, a pooler's target) does to its clients.
+   */
+  retarget(port: number): void {
+    this.targetPort = port;
+    for (const s of this.sockets) s.destroy();
+  }
 
   static async start(targetPort: number): Promise<TcpProxy> {
     const proxy = new TcpProxy(await freePort(), targetPort);
