@@ -5,7 +5,7 @@
 import { loadConfig } from './src/config.js';
 import { ormOptions } from './src/db/orm.js';
 
-const config = loadConfig();
+const config = loadConfig(process.env, 'migrate');
 if (!config.databaseUrl) throw new Error('Set DATABASE_URL to use the MikroORM CLI');
 
 const options = ormOptions({ databaseUrl: config.databaseUrl });

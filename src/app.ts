@@ -15,14 +15,16 @@ import { buildContext, type Context } from './context.js';
 import { buildAppSchema } from './schema.js';
 import { initORM } from './db/orm.js';
 import type { StatementTotals } from './core/sql-stats.js';
-import { formatClientError } from './core/errors.js';
+import { formatClientError, RETRY_AFTER_SECONDS } from './core/errors.js';
+import { isDatabaseUnavailable } from './core/db-errors.js';
 import { armorProtection, paginationCostPlugin } from './core/security.js';
 import { createMetrics, registerMetricsRoute, type PoolStats } from './core/metrics.js';
 import { registerHealthRoutes } from './core/health.js';
 import { statementMonitor } from './core/slow-statements.js';
 import { jitGateway } from './core/jit-executor.js';
 import { HotDocumentStore } from './core/document-store.js';
-import { cachePolicyPlugin, debugStatsPlugin, errorResponsePlugin, graphqlOverHttpStatusPlugin, nPlusOnePlugin, operationLogPlugin } from './core/apollo-plugins.js';
+import { buildId } from './core/build-id.js';
+import { cachePolicyPlugin, debugStatsPlugin, errorResponsePlugin, graphqlOverHttpStatusPlugin, nPlusOnePlugin, operationLogPlugin, persistedQueryRegistrationPlugin } from './core/apollo-plugins.js';
 import { CacheService } from './core/cache/index.js';
 import { createStripeClient } from './modules/payment/stripe.client.js';
 import { createPaymentService } from './modules/payment/payment.service.js';
@@ -32,6 +34,7 @@ import { registerStripeWebhook } from './modules/payment/webhook.route.js';
 import { loadTrustedDocuments, registerTrustedDocuments } from './modules/documents/trusted-documents.js';
 import { secretKey, TokenVerifier } from './modules/auth/auth.js';
 import { ReadRouting } from './db/replicas/read-routing.js';
+import { SingleInstanceLease } from './db/single-instance.js';
 import { ResponseCache, type ResponseCacheResult } from './modules/response-cache/response-cache.js';
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -76,6 +79,12 @@ export interface App {
   documentStore: HotDocumentStore;
   /** Whole responses of queries (RESPONSE_CACHE_ENABLED); null when off. */
   responseCache: ResponseCache | null;
+  /** The build this instance runs: its cache entries and responses are keyed by it. */
+  build: string;
+  /** Calls `listener` when the instance must stop (its single-instance lease was taken over). */
+  onFatal(listener: (reason: string) => void): void;
+  /** Counts a rejection or exception that reached the process (main.ts's fault policy), for /metrics. */
+  noteProcessFault(kind: 'unhandled_rejection' | 'uncaught_exception'): void;
   /** From now on /readyz answers 503 (draining), while requests are still served. */
   beginDrain(): void;
   /** Stops the HTTP server (draining in-flight operations) and closes the database pool. */
@@ -87,6 +96,8 @@ export interface AppOptions {
   extraResolvers?: Function[];
   /** Where log lines go instead of stdout (tests read them). */
   logStream?: { write(line: string): void };
+  /** The build id cache entries are keyed by; default: the hash of the running code (core/build-id.ts). */
+  buildId?: string;
 }
 
 /** Usage of the ORM's connection pool (knex/tarn), for metrics. */
@@ -104,15 +115,34 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   if (!config.databaseUrl) throw new Error('createApp needs config.databaseUrl (main.ts starts an embedded PostgreSQL when it is unset)');
   if (!config.jwtSecret) throw new Error('createApp needs config.jwtSecret');
 
-  const { orm, totals } = await initORM({
-    databaseUrl: config.databaseUrl,
-    poolMax: config.dbPoolMax,
-    quiet: config.logLevel === 'silent',
-    statementTimeoutMs: config.db.statementTimeoutMs,
-    connectTimeoutMs: config.db.connectTimeoutMs,
-    replicaUrls: config.replicas.urls,
-    pooler: config.pooler,
-  });
+  const { orm, totals } = await initORM(
+    {
+      databaseUrl: config.databaseUrl,
+      poolMax: config.dbPoolMax,
+      quiet: config.logLevel === 'silent',
+      statementTimeoutMs: config.db.statementTimeoutMs,
+      connectTimeoutMs: config.db.connectTimeoutMs,
+      replicaUrls: config.replicas.urls,
+      pooler: config.pooler,
+    },
+    {},
+    {
+      lockTimeoutMs: config.db.migrationLockTimeoutMs,
+      waitMs: config.db.migrationWaitMs,
+      log: (line) => config.logLevel !== 'silent' && console.error(`[paygraph] ${line}`),
+    },
+  );
+  // Listeners of faults this instance cannot serve through (main.ts drains and exits 1).
+  const fatalListeners: ((reason: string) => void)[] = [];
+  const fatal = (reason: string) => fatalListeners.forEach((listener) => listener(reason));
+  let lease: SingleInstanceLease | null = null;
+  try {
+    // SINGLE_INSTANCE=true is a promise that no other instance runs here: held as a lease, so a second one is refused.
+    if (config.singleInstance) lease = await SingleInstanceLease.acquire(orm, fatal);
+  } catch (err) {
+    await orm.close(true);
+    throw err;
+  }
   const tokens = new TokenVerifier(secretKey(config.jwtSecret));
   const schema = await buildAppSchema(options.extraResolvers);
 
@@ -136,6 +166,14 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   // shape with a code; anything unexpected is logged and masked.
   fastify.setErrorHandler((error: { statusCode?: number; message: string }, request, reply) => {
     const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+    if (status === 500 && isDatabaseUnavailable(error)) {
+      // A route outside GraphQL (the Stripe webhook) while PostgreSQL is away: Stripe retries a 503.
+      request.log.warn({ err: error }, 'database unavailable');
+      return reply
+        .code(503)
+        .header('retry-after', String(RETRY_AFTER_SECONDS))
+        .send({ errors: [{ message: 'The database is unavailable; retry shortly', extensions: { code: 'SERVICE_UNAVAILABLE', requestId: request.id } }] });
+    }
     if (status === 500) {
       request.log.error({ err: error }, 'unhandled error');
       return reply.code(500).send({ errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR', requestId: request.id } }] });
@@ -145,8 +183,10 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
 
   // Made below, once the cache exists (it reads the primary's WAL position after each write).
   let routing: ReadRouting | null = null;
+  const build = options.buildId ?? buildId();
   const cache = CacheService.create({
-    writePosition: config.replicas.urls.length > 0 ? () => routing!.writePosition() : undefined,
+    build,
+    writePosition: config.replicas.urls.length > 0 ? (loggerContext) => routing!.writePosition(loggerContext) : undefined,
     redisUrl: config.redisUrl,
     namespace: config.cache.namespace,
     defaultTtlSeconds: config.cache.ttlSeconds,
@@ -163,6 +203,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     cacheTotals: () => cache.totals,
     pool: () => poolStats(orm, config.dbPoolMax),
     statementsByTarget: () => totals.byTarget,
+    build,
   });
   if (config.replicas.urls.length > 0) {
     routing = new ReadRouting(orm, cache, { maxLagMs: config.replicas.maxLagMs, checkMs: config.replicas.checkMs, registry: metrics.registry, log: fastify.log });
@@ -192,6 +233,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     ...(armor.plugins as ApolloServerPlugin<Context>[]),
     paginationCostPlugin(config.graphql.maxCost),
     cachePolicyPlugin(),
+    persistedQueryRegistrationPlugin(),
     operationLogPlugin(fastify.log),
     metrics.plugin,
     nPlusOnePlugin(config.nPlusOne.mode, fastify.log, { exposeShapes: !config.isProduction }),
@@ -302,7 +344,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         },
   });
   let draining = false;
-  registerHealthRoutes(fastify, { orm, cache, isDraining: () => draining, replicas: routing ? () => routing!.status() : null });
+  registerHealthRoutes(fastify, { orm, cache, build, isDraining: () => draining, replicas: routing ? () => routing!.status() : null });
   registerMetricsRoute(fastify, metrics.registry, config.metrics);
   await realtime.attach(fastify, schema, contextDeps, trustedDocuments);
   await registerStripeWebhook(fastify, { orm, webhookSecret: config.stripe.webhookSecret, invalidate });
@@ -330,6 +372,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     executorSizes: jit?.sizes ?? null,
     documentStore,
     responseCache,
+    build,
+    noteProcessFault: metrics.noteProcessFault,
+    onFatal(listener) {
+      fatalListeners.push(listener);
+    },
     beginDrain() {
       draining = true;
       realtime.beginDrain();
@@ -349,6 +396,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       }
       routing?.stop();
       await cache.close();
+      await lease?.release();
       await orm.close(true);
     },
   };

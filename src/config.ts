@@ -27,6 +27,9 @@ const variables = z.object({
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10000),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(60_000).default(250),
   DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
+  DB_MIGRATION_LOCK_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
+  DB_MIGRATION_WAIT_MS: z.coerce.number().int().min(1000).max(3_600_000).default(300_000),
+  SINGLE_INSTANCE: booleanFromEnv.optional(),
   DB_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(2_000),
   SLOW_STATEMENT_MS: z.coerce.number().int().min(0).max(600_000).default(200),
   N_PLUS_ONE: z.enum(['off', 'warn', 'error']).default('warn'),
@@ -76,8 +79,15 @@ const variables = z.object({
 /** Every environment variable the server reads (checked against docker-compose.yml by a test). */
 export const CONFIG_VARIABLES: readonly string[] = Object.keys(variables.shape);
 
-const envSchema = variables.superRefine((env, ctx) => {
-  if (env.NODE_ENV === 'production' && (!env.JWT_SECRET || env.JWT_SECRET.length < 32)) {
+/**
+ * What the process is: the server, or one of the scripts. Each is refused only for what it uses (a
+ * migration needs no JWT secret and no metrics token).
+ */
+export type EntryPoint = 'server' | 'migrate' | 'seed' | 'reconcile' | 'token';
+
+const envSchema = (entry: EntryPoint) => variables.superRefine((env, ctx) => {
+  const server = entry === 'server';
+  if (env.NODE_ENV === 'production' && (server || entry === 'token') && (!env.JWT_SECRET || env.JWT_SECRET.length < 32)) {
     ctx.addIssue({
       code: 'custom',
       path: ['JWT_SECRET'],
@@ -87,17 +97,25 @@ const envSchema = variables.superRefine((env, ctx) => {
   if (env.NODE_ENV === 'production' && !env.DATABASE_URL) {
     ctx.addIssue({ code: 'custom', path: ['DATABASE_URL'], message: 'is required in production (the embedded PostgreSQL is for development)' });
   }
-  if (env.NODE_ENV === 'production' && !env.METRICS_TOKEN && env.METRICS_PUBLIC !== true) {
+  if (env.NODE_ENV === 'production' && server && !env.REDIS_URL && env.SINGLE_INSTANCE !== true) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['REDIS_URL'],
+      message:
+        'is required in production: without it revocation, cache invalidation and subscriptions stay inside each process, which several instances cannot share. Set SINGLE_INSTANCE=true to declare that this is the only instance (a second one is then refused at start)',
+    });
+  }
+  if (env.NODE_ENV === 'production' && server && !env.METRICS_TOKEN && env.METRICS_PUBLIC !== true) {
     ctx.addIssue({
       code: 'custom',
       path: ['METRICS_TOKEN'],
       message: 'is required in production (/metrics needs it), unless METRICS_PUBLIC=true serves /metrics to anyone who can reach it',
     });
   }
-  if (env.NODE_ENV === 'production' && env.GRAPHQL_TRUSTED_DOCUMENTS_ADMIN_ANY === true) {
+  if (env.NODE_ENV === 'production' && server && env.GRAPHQL_TRUSTED_DOCUMENTS_ADMIN_ANY === true) {
     ctx.addIssue({ code: 'custom', path: ['GRAPHQL_TRUSTED_DOCUMENTS_ADMIN_ANY'], message: 'is for development (Apollo Sandbox) and refused in production' });
   }
-  if (env.RESPONSE_CACHE_ENABLED === true && !env.CACHE_ENABLED) {
+  if (server && env.RESPONSE_CACHE_ENABLED === true && !env.CACHE_ENABLED) {
     ctx.addIssue({ code: 'custom', path: ['RESPONSE_CACHE_ENABLED'], message: 'needs CACHE_ENABLED=true (a response is cached by the tags of its query-cache reads)' });
   }
   if (env.JWT_SECRET !== undefined && env.JWT_SECRET.length < 32) {
@@ -141,7 +159,19 @@ export interface Config {
     readonly connectTimeoutMs: number;
     /** A statement that takes this long or longer is logged (warn) with its shape and GraphQL path. */
     readonly slowStatementMs: number;
+    /**
+     * Migrations run with no statement timeout (an index on a large table takes what it takes) but
+     * give up on a lock held this long by others (lock_timeout), rather than queueing traffic behind.
+     */
+    readonly migrationLockTimeoutMs: number;
+    /** How long an instance waits for another instance's migrations (one instance migrates at a time). */
+    readonly migrationWaitMs: number;
   };
+  /**
+   * Declared the only instance (SINGLE_INSTANCE=true): production may then run without Redis, and a
+   * second instance on the same database is refused at start (src/db/single-instance.ts).
+   */
+  readonly singleInstance: boolean;
   /** Same SQL shape more than `threshold` times in one request: log (`warn`) or fail the request (`error`). */
   readonly nPlusOne: { readonly mode: 'off' | 'warn' | 'error'; readonly threshold: number };
   /**
@@ -230,10 +260,10 @@ export class ConfigError extends Error {
  * Parses the environment once. A missing or invalid variable stops start-up with a message that
  * names it; nothing falls back to a built-in secret.
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, entry: EntryPoint = 'server'): Config {
   // An empty variable (`FOO=`) means unset, as most shells and compose files intend.
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
-  const parsed = envSchema.safeParse(present);
+  const parsed = envSchema(entry).safeParse(present);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(env)'}: ${i.message}`);
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
@@ -254,7 +284,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     pooler: e.DATABASE_POOLER,
     replicas: Object.freeze({ urls: Object.freeze(e.DATABASE_REPLICA_URLS ?? []), maxLagMs: e.DATABASE_REPLICA_MAX_LAG_MS, checkMs: e.DATABASE_REPLICA_CHECK_MS }),
-    db: Object.freeze({ statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS, connectTimeoutMs: e.DB_CONNECT_TIMEOUT_MS, slowStatementMs: e.SLOW_STATEMENT_MS }),
+    db: Object.freeze({
+      statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS,
+      connectTimeoutMs: e.DB_CONNECT_TIMEOUT_MS,
+      slowStatementMs: e.SLOW_STATEMENT_MS,
+      migrationLockTimeoutMs: e.DB_MIGRATION_LOCK_TIMEOUT_MS,
+      migrationWaitMs: e.DB_MIGRATION_WAIT_MS,
+    }),
+    singleInstance: e.SINGLE_INSTANCE ?? false,
     nPlusOne: Object.freeze({ mode: e.N_PLUS_ONE, threshold: e.N_PLUS_ONE_THRESHOLD }),
     metrics: Object.freeze({ token: e.METRICS_TOKEN, public: e.METRICS_PUBLIC ?? e.NODE_ENV !== 'production' }),
     graphql: Object.freeze({
@@ -310,9 +347,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 }
 
 /** For entry points: the configuration, or the message naming what is wrong and exit code 1. */
-export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfigOrExit(entry: EntryPoint, env: NodeJS.ProcessEnv = process.env): Config {
   try {
-    return loadConfig(env);
+    return loadConfig(env, entry);
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(err.message);

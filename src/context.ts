@@ -9,6 +9,8 @@ import type { StripeClient } from './modules/payment/stripe.client.js';
 import type { PaymentService } from './modules/payment/payment.service.js';
 import type { PaymentEvent, PaymentEventBus } from './modules/realtime/payment-events.js';
 import type { ReadRouting } from './db/replicas/read-routing.js';
+import { isDatabaseUnavailable } from './core/db-errors.js';
+import { ServiceUnavailableError } from './core/errors.js';
 
 /** Everything a resolver may use; made fresh for every GraphQL request by `buildContext`. */
 export interface Context extends RequestScope {
@@ -92,7 +94,10 @@ export async function contextFor(deps: ContextDeps, requestId: string, claims: V
   const loaders = createLoaders(cache);
   let viewer: Viewer | null = null;
   if (claims) {
-    const current = await currentViewer(claims, em, deps.cache, { fresh: options.fresh, dependencies: cache.dependencies });
+    const current = await currentViewer(claims, em, deps.cache, { fresh: options.fresh, dependencies: cache.dependencies }).catch((err: unknown) => {
+      // The request cannot be answered without its viewer: a 503 to retry, not a failed context (500).
+      throw isDatabaseUnavailable(err) ? new ServiceUnavailableError(err) : err;
+    });
     viewer = current.viewer;
     cache.actorId = viewer.id;
     loaders.primeUsers([current.row]);

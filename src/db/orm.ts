@@ -54,6 +54,7 @@ export function ormOptions(settings: OrmSettings, totals = new StatementTotals()
       acquireConnectionTimeout: settings.connectTimeoutMs ?? 2000,
       connection: {
         connectionTimeoutMillis: settings.connectTimeoutMs ?? 2000,
+        // 0: none (migrations, seeds).
         ...(settings.pooler === 'transaction' ? {} : { statement_timeout: settings.statementTimeoutMs ?? 10_000 }),
         keepAlive: true,
       },
@@ -62,6 +63,8 @@ export function ormOptions(settings: OrmSettings, totals = new StatementTotals()
     loggerFactory: (options) => new StatsLogger(options, totals),
     // Request code forks explicitly; touching the global EntityManager is a bug we want to see.
     allowGlobalContext: false,
+    // Tables without an entity, owned by their own module's SQL (src/db/single-instance.ts).
+    schemaGenerator: { skipTables: ['instance_leases'] },
     forceUtcTimezone: true,
   };
 }
@@ -90,11 +93,72 @@ export interface Database {
   totals: StatementTotals;
 }
 
-/** Connects and applies pending migrations. */
-export async function initORM(settings: OrmSettings, overrides: Partial<Options> = {}): Promise<Database> {
+/** The advisory lock one instance migrates under: the others wait for it ("migr"). */
+export const MIGRATION_LOCK_KEY = 0x6d696772;
+
+export interface MigrationSettings {
+  /** lock_timeout of each migration statement: a lock held longer by others fails the migration. */
+  lockTimeoutMs: number;
+  /** How long to wait for another instance's migrations to finish. */
+  waitMs: number;
+  /** Told when this instance waits for another's migrations. */
+  log?: (line: string) => void;
+}
+
+export const DEFAULT_MIGRATION_SETTINGS: MigrationSettings = { lockTimeoutMs: 10_000, waitMs: 300_000 };
+
+export class MigrationLockTimeoutError extends Error {
+  override name = 'MigrationLockTimeoutError';
+}
+
+/**
+ * Applies pending migrations, one instance at a time, and answers the names it applied. In one
+ * transaction: take the advisory lock (instances started together wait here for the first to finish,
+ * at most `waitMs`), then every pending migration, all or nothing. No statement timeout (a migration
+ * takes what it takes: an index on a large table is minutes) but `lockTimeoutMs` on every lock a
+ * migration waits for, so a migration stuck behind traffic fails instead of making all traffic queue
+ * behind its own lock. On a connection pool of its own (two connections: the migrator reads its table
+ * beside the transaction), closed afterwards. Transaction-scoped lock and settings (`set local`), so it
+ * works behind a transaction-mode pooler.
+ */
+export async function migrate(settings: OrmSettings, migration: MigrationSettings = DEFAULT_MIGRATION_SETTINGS, overrides: Partial<Options> = {}): Promise<string[]> {
+  const orm = await MikroORM.init({ ...ormOptions({ ...settings, poolMax: 2, statementTimeoutMs: 0 }), ...overrides });
+  try {
+    const connection = orm.em.getConnection();
+    return await connection.transactional(async (trx) => {
+      const set = (sql: string) => connection.execute(sql, [], 'run', trx);
+      await set('set local statement_timeout = 0');
+      await set(`set local lock_timeout = ${Math.trunc(migration.waitMs)}`);
+      const [first] = await connection.execute<{ locked: boolean }[]>('select pg_try_advisory_xact_lock(?) as locked', [MIGRATION_LOCK_KEY], 'all', trx);
+      if (!first?.locked) {
+        migration.log?.(`another instance is applying migrations; waiting for it (at most ${migration.waitMs} ms)`);
+        try {
+          await connection.execute('select pg_advisory_xact_lock(?)', [MIGRATION_LOCK_KEY], 'all', trx);
+        } catch (err) {
+          if ((err as { code?: unknown }).code === '55P03') {
+            throw new MigrationLockTimeoutError(`another instance's migrations did not finish within ${migration.waitMs} ms (DB_MIGRATION_WAIT_MS)`);
+          }
+          throw err;
+        }
+      }
+      await set(`set local lock_timeout = ${Math.trunc(migration.lockTimeoutMs)}`);
+      const applied = await orm.getMigrator().up({ transaction: trx });
+      return applied.map((m) => m.name);
+    });
+  } finally {
+    await orm.close(true);
+  }
+}
+
+/** Applies pending migrations (see `migrate`), then connects with the given settings. */
+export async function initORM(
+  settings: OrmSettings,
+  overrides: Partial<Options> = {},
+  migration: MigrationSettings = DEFAULT_MIGRATION_SETTINGS,
+): Promise<Database> {
+  await migrate(settings, migration, overrides);
   const totals = new StatementTotals();
   const orm = await MikroORM.init({ ...ormOptions(settings, totals), ...overrides });
   if (settings.pooler === 'transaction') await setRoleStatementTimeout(orm, settings.statementTimeoutMs ?? 10_000);
-  await orm.getMigrator().up();
   return { orm, totals };
 }

@@ -12,7 +12,7 @@ import { CacheService } from '../core/cache/index.js';
 import { PaymentEventBus } from '../modules/realtime/payment-events.js';
 import { paymentPublisher } from '../modules/realtime/realtime.js';
 
-await withDatabase(async (orm, config) => {
+await withDatabase({ entry: 'reconcile' }, async (orm, config) => {
   const stripe = createStripeClient(config.stripe);
   if (!stripe) {
     console.error('reconcile needs STRIPE_SECRET_KEY');

@@ -9,7 +9,7 @@ if (!email) {
   process.exit(2);
 }
 
-await withDatabase(async (orm, config) => {
+await withDatabase({ entry: 'token' }, async (orm, config) => {
   const secret = config.jwtSecret ?? (await developmentJwtSecret(config.dataDir));
   const token = await tokenForEmail(orm.em.fork(), secret, email, config.jwtTtlSeconds);
   if (!token) {

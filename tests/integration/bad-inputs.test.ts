@@ -18,7 +18,7 @@ let expired: string;
 let wrongSecret: string;
 
 beforeAll(async () => {
-  t = await createTestApp({ seed: { users: 4, paymentsPerUser: 3 }, env: { NODE_ENV: 'production', DEBUG_SQL: 'false', METRICS_TOKEN: 'bad-inputs-metrics-token' } });
+  t = await createTestApp({ seed: { users: 4, paymentsPerUser: 3 }, env: { NODE_ENV: 'production', SINGLE_INSTANCE: 'true', DEBUG_SQL: 'false', METRICS_TOKEN: 'bad-inputs-metrics-token' } });
   admin = await t.adminToken();
   user2 = await t.userToken(2);
   const key = secretKey(TEST_JWT_SECRET);
@@ -241,7 +241,7 @@ describe('limits, at and just past each one', () => {
 describe('batch limit, when batching is allowed', () => {
   let batched: TestApp;
   beforeAll(async () => {
-    batched = await createTestApp({ seed: { users: 2, paymentsPerUser: 1 }, env: { NODE_ENV: 'production', DEBUG_SQL: 'false', METRICS_PUBLIC: 'true', GRAPHQL_BATCH_MAX: '2' } });
+    batched = await createTestApp({ seed: { users: 2, paymentsPerUser: 1 }, env: { NODE_ENV: 'production', SINGLE_INSTANCE: 'true', DEBUG_SQL: 'false', METRICS_PUBLIC: 'true', GRAPHQL_BATCH_MAX: '2' } });
   });
   afterAll(async () => batched?.close());
 

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { CacheService, QueryCache } from '../../src/core/cache/index.js';
+import { UNKNOWN_POSITION, versionPosition } from '../../src/core/cache/cache.service.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 
 const redisUrl = inject('redisUrl');
@@ -32,6 +33,23 @@ async function ready(s: CacheService): Promise<CacheService> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Rejections that no handler took while `run` ran (and a few turns after it): on Node each of them
+ * would end a server process.
+ */
+async function unhandledDuring(run: () => Promise<void>): Promise<unknown[]> {
+  const seen: unknown[] = [];
+  const listener = (reason: unknown) => seen.push(reason);
+  process.on('unhandledRejection', listener);
+  try {
+    await run();
+    await sleep(50);
+  } finally {
+    process.off('unhandledRejection', listener);
+  }
+  return seen;
+}
 
 describe.each(STORES)('the cache on $name', ({ name, redisUrl: url }) => {
   // CI always has Redis (global setup fails without it); only a bare dev machine skips this variant.
@@ -93,6 +111,89 @@ describe.each(STORES)('the cache on $name', ({ name, redisUrl: url }) => {
     expect(loads).toBe(1);
   });
 
+  describe('single flight when a load fails', () => {
+    const spec = { tags: ([i]: readonly [number]) => [`sf:${i}`] };
+    /** A load that waits for `settle`, and says when it has started (its flights are then registered). */
+    function gatedLoad(values: (missing: (readonly [number])[]) => string[]) {
+      let started!: () => void;
+      let settle!: (outcome: Error | null) => void;
+      const hasStarted = new Promise<void>((r) => (started = r));
+      const outcome = new Promise<Error | null>((r) => (settle = r));
+      const load = async (missing: (readonly [number])[]) => {
+        started();
+        const error = await outcome;
+        if (error) throw error;
+        return values(missing);
+      };
+      return { load, hasStarted, settle };
+    }
+
+    it.skipIf(skip)('a failed flight fails only the keys that joined it; the joiner\'s own keys are answered', async () => {
+      const shared = await ready(service(url));
+      const seen = await unhandledDuring(async () => {
+        const a = gatedLoad((m) => m.map(([i]) => `a${i}`));
+        const first = new QueryCache(shared, { enabled: true }).getOrLoadMany('sf', [[1], [2]], spec, a.load);
+        await a.hasStarted;
+        // Joins the flight of key 2, and loads key 3 itself (its own load starts once it has joined).
+        let ownLoads: number[] = [];
+        let decided!: () => void;
+        const joined = new Promise<void>((r) => (decided = r));
+        const second = new QueryCache(shared, { enabled: true }).getOrLoadMany('sf', [[2], [3]], spec, async (missing) => {
+          ownLoads = missing.map(([i]) => i);
+          decided();
+          return missing.map(([i]) => `b${i}`);
+        });
+        await joined;
+        a.settle(new Error('canceling statement due to statement timeout'));
+        const [firstResults, secondResults] = await Promise.all([first, second]);
+        expect(ownLoads).toEqual([3]);
+        expect(firstResults.map((r) => (r instanceof Error ? r.message : r))).toEqual([
+          'canceling statement due to statement timeout',
+          'canceling statement due to statement timeout',
+        ]);
+        expect(secondResults.map((r) => (r instanceof Error ? r.message : r))).toEqual(['canceling statement due to statement timeout', 'b3']);
+      });
+      expect(seen).toEqual([]);
+    });
+
+    it.skipIf(skip)('an own load that fails beside a joined flight that fails leaves no rejection unhandled', async () => {
+      const shared = await ready(service(url));
+      const seen = await unhandledDuring(async () => {
+        const a = gatedLoad((m) => m.map(([i]) => `a${i}`));
+        const first = new QueryCache(shared, { enabled: true }).getOrLoadMany('sf', [[1], [2]], spec, a.load);
+        await a.hasStarted;
+        let decided!: () => void;
+        const joined = new Promise<void>((r) => (decided = r));
+        let ownLoads: number[] = [];
+        const second = new QueryCache(shared, { enabled: true }).getOrLoadMany('sf', [[2], [3]], spec, async (missing) => {
+          ownLoads = missing.map(([i]) => i);
+          decided();
+          throw new Error('own load failed');
+        });
+        // The joiner's own load fails first; the flight it joined fails after it.
+        await joined;
+        await sleep(10);
+        a.settle(new Error('joined flight failed'));
+        const results = await second;
+        expect(ownLoads).toEqual([3]);
+        expect(results.map((r) => (r as Error).message)).toEqual(['joined flight failed', 'own load failed']);
+        expect((await first).every((r) => r instanceof Error)).toBe(true);
+      });
+      expect(seen).toEqual([]);
+    });
+
+    it.skipIf(skip)('a failed load is not kept: the next request for the same keys loads again', async () => {
+      const shared = await ready(service(url));
+      const failing = await new QueryCache(shared, { enabled: true }).getOrLoadMany('sf', [[4]], spec, async () => {
+        throw new Error('stalled');
+      });
+      expect(failing[0]).toBeInstanceOf(Error);
+      const scope = new QueryCache(shared, { enabled: true });
+      expect(await scope.getOrLoad('sf', [4], spec, async () => 'fresh')).toBe('fresh');
+      await expect(new QueryCache(shared, { enabled: true }).getOrLoad('sf', [5], spec, async () => Promise.reject(new Error('one key')))).rejects.toThrow('one key');
+    });
+  });
+
   it.skipIf(skip)('never lets a mutation of a value change what later reads get', async () => {
     const shared = await ready(service(url));
     const loaded = { rows: [{ id: 1, email: 'a@x' }] };
@@ -121,6 +222,66 @@ describe.each(STORES)('the cache on $name', ({ name, redisUrl: url }) => {
     await scope.getOrLoad('off', [1], {}, async () => ++loads);
     expect(loads).toBe(2);
     expect(scope.getStats().shared).toEqual({ hits: 0, misses: 0, sets: 0, errors: 0 });
+  });
+});
+
+describe.each(STORES)('write positions and read-your-writes marks on $name (read replicas)', ({ name, redisUrl: url }) => {
+  const skip = name === 'Redis' && !url;
+  const withPosition = (writePosition: () => Promise<number>) => {
+    const s = CacheService.create({ redisUrl: url, namespace: `p${randomBytes(4).toString('hex')}`, defaultTtlSeconds: 60, timeoutMs: 500, writePosition });
+    open.push(s);
+    return s;
+  };
+
+  it.skipIf(skip)("a write whose WAL position cannot be read carries an unknown position (past every replica), never 0", async () => {
+    const failing = await ready(withPosition(async () => Promise.reject(new Error('the primary did not answer'))));
+    await failing.invalidate(['w:1']);
+    expect(versionPosition((await failing.tagVersions(['w:1']))[0])).toBe(UNKNOWN_POSITION);
+    // Just under: a position that could be read is the one carried.
+    const known = await ready(withPosition(async () => 4242));
+    await known.invalidate(['w:1']);
+    expect(versionPosition((await known.tagVersions(['w:1']))[0])).toBe(4242);
+  });
+
+  it.skipIf(skip)('a tag version made because none was found carries the primary\'s position now (or unknown), never 0', async () => {
+    const shared = await ready(withPosition(async () => 777));
+    await new QueryCache(shared, { enabled: true }).getOrLoad('fresh', [1], { tags: () => ['fresh:1'] }, async () => 'v');
+    expect(versionPosition((await shared.tagVersions(['fresh:1']))[0])).toBe(777);
+    const failing = await ready(withPosition(async () => Promise.reject(new Error('no primary'))));
+    await new QueryCache(failing, { enabled: true }).getOrLoad('fresh', [2], { tags: () => ['fresh:2'] }, async () => 'v');
+    expect(versionPosition((await failing.tagVersions(['fresh:2']))[0])).toBe(UNKNOWN_POSITION);
+  });
+
+  it.skipIf(skip)('an absent mark reads as unknown while the marks may have been lost (a young store), else as 0; a raised one as itself', async () => {
+    const shared = await ready(withPosition(async () => 1));
+    // The store's marks are new (this process, or a Redis hash just made): nothing proves no write.
+    expect(await shared.readMark('lsn:user:9', 60_000)).toBe(UNKNOWN_POSITION);
+    await sleep(30);
+    // Older than the marks' lifetime: an absent mark is no write in that time.
+    expect(await shared.readMark('lsn:user:9', 10)).toBe(0);
+    await shared.raiseMark('lsn:user:9', 5000, 60_000);
+    await shared.raiseMark('lsn:user:9', 3000, 60_000);
+    expect(await shared.readMark('lsn:user:9', 10)).toBe(5000);
+  });
+});
+
+describe.skipIf(!redisUrl)('marks lost in Redis', () => {
+  it('a deleted marks hash (eviction, FLUSHALL, a Redis restarted empty) makes absent marks unknown again', async () => {
+    const namespace = `m${randomBytes(4).toString('hex')}`;
+    const s = CacheService.create({ redisUrl, namespace, defaultTtlSeconds: 60, timeoutMs: 500, writePosition: async () => 1 });
+    open.push(s);
+    await ready(s);
+    await s.raiseMark('lsn:user:1', 10, 60_000);
+    await sleep(30);
+    expect(await s.readMark('lsn:user:2', 10)).toBe(0);
+    const { createClient } = await import('@keyv/redis');
+    const client = createClient({ url: redisUrl });
+    await client.connect();
+    await client.del([`${namespace}:marks`, `${namespace}:marks:at`]);
+    await client.close();
+    expect(await s.readMark('lsn:user:2', 60_000)).toBe(UNKNOWN_POSITION);
+    // And the lost mark of the viewer who wrote is unknown too, not 0.
+    expect(await s.readMark('lsn:user:1', 60_000)).toBe(UNKNOWN_POSITION);
   });
 });
 
@@ -229,7 +390,8 @@ describe('Redis key layout', () => {
       expect(key.startsWith(`${namespace}::`)).toBe(true);
       expect(key.split(namespace)).toHaveLength(2);
     }
-    expect(keys.some((k) => k.startsWith(`${namespace}::q:user:`))).toBe(true);
+    // Entries carry their build (core/build-id.ts; 'main' when none is given); tag versions do not.
+    expect(keys.some((k) => k.startsWith(`${namespace}::q:main:user:`))).toBe(true);
     expect(keys).toContain(`${namespace}::tag:user:1`);
   });
 });

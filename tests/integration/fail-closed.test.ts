@@ -25,7 +25,7 @@ describe('a production server fails closed', () => {
   beforeAll(async () => {
     t = await createTestApp({
       seed: { users: 6, paymentsPerUser: 2 },
-      env: { NODE_ENV: 'production', DEBUG_SQL: 'false', METRICS_TOKEN: 'fail-closed-metrics-token', LOG_LEVEL: 'warn' },
+      env: { NODE_ENV: 'production', SINGLE_INSTANCE: 'true', DEBUG_SQL: 'false', METRICS_TOKEN: 'fail-closed-metrics-token', LOG_LEVEL: 'warn' },
       appOptions: { extraResolvers: [NaivePaymentsResolver, BrokenFieldResolver], logStream: { write: (line) => void logLines.push(line) } },
     });
   });

@@ -24,6 +24,7 @@ describe('graceful shutdown', () => {
     server = await startServer({
       ...process.env,
       NODE_ENV: 'production',
+      SINGLE_INSTANCE: 'true',
       METRICS_PUBLIC: 'true',
       DATABASE_URL: db.url,
       JWT_SECRET: TEST_JWT_SECRET,

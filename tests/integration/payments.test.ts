@@ -333,7 +333,7 @@ describe('cancelPayment and refundPayment', () => {
     const canceled = await t.gql(`mutation { cancelPayment(id: "${id}") { id status } }`, { token: user2 });
     expect(canceled.body.errors).toBeUndefined();
     const call = stripe.requests.find((q) => q.path === `/v1/payment_intents/${stripePaymentId}/cancel`);
-    expect(call).toMatchObject({ method: 'POST', idempotencyKey: `cancel:${id}` });
+    expect(call).toMatchObject({ method: 'POST', idempotencyKey: expect.stringMatching(new RegExp(`^cancel:${id}:[0-9a-f-]{36}$`)) });
     await deliver(intentEvent('payment_intent.canceled', stripePaymentId));
     const after = await t.gql(`{ payment(id: "${id}") { status } }`, { token: user2 });
     expect(after.body.data!.payment.status).toBe('CANCELED');
@@ -365,6 +365,59 @@ describe('cancelPayment and refundPayment', () => {
     expect(refunds[0]!.form).toMatchObject({ amount: '2000', 'metadata[paymentId]': id });
     // The cancel of a succeeded intent is refused by Stripe, and says so.
     expect(code(await t.gql(`mutation { cancelPayment(id: "${id}") { id } }`, { token: admin }))).toBe('CONFLICT');
+  });
+
+  /** A COMPLETED payment with a charge at the double, to refund. */
+  async function completedPayment(amount: number): Promise<{ id: string; intentId: string }> {
+    const created = await create(user2, { amount });
+    const { id, stripePaymentId } = created.body.data!.createPayment.payment;
+    stripe.succeed(stripePaymentId);
+    await deliver(intentEvent('payment_intent.succeeded', stripePaymentId));
+    return { id, intentId: stripePaymentId };
+  }
+  const refundsOf = (intentId: string) => [...stripe.refunds.values()].filter((r) => r.payment_intent === intentId);
+
+  it('a refund retried after a Stripe 500 is made, once: the retry asks Stripe first, then sends it under a new key', async () => {
+    const { id, intentId } = await completedPayment(5000);
+    const refund = `mutation { refundPayment(id: "${id}", amount: 1500, idempotencyKey: "after-500") { id } }`;
+    stripe.setMode('error500', 1);
+    expect(code(await t.gql(refund, { token: admin }))).toBe('PAYMENT_PROVIDER_UNAVAILABLE');
+    expect(refundsOf(intentId)).toHaveLength(0);
+    // Stripe would replay that 500 for the same key forever: the retry lists the refunds, finds none, and uses a new key.
+    const retried = await t.gql(refund, { token: admin });
+    expect(retried.body.errors).toBeUndefined();
+    expect(refundsOf(intentId).map((r) => r.amount)).toEqual([1500]);
+    const sent = stripe.requests.filter((q) => q.path === '/v1/refunds' && (q.form.payment_intent ?? q.query.payment_intent) === intentId);
+    expect(sent.map((q) => `${q.method} ${q.idempotencyKey ?? ''}`)).toEqual([`POST refund:${id}:after-500`, 'GET ', `POST refund:${id}:after-500:1`]);
+    expect(stripe.charges.get(intentId)!.amount_refunded).toBe(1500);
+  });
+
+  it('a refund Stripe made but answered with a 500 is found on the retry and never made twice', async () => {
+    const { id, intentId } = await completedPayment(5000);
+    const refund = `mutation { refundPayment(id: "${id}", amount: 700, idempotencyKey: "made-then-500") { id } }`;
+    stripe.setMode('error500AfterEffect', 1);
+    expect(code(await t.gql(refund, { token: admin }))).toBe('PAYMENT_PROVIDER_UNAVAILABLE');
+    expect(refundsOf(intentId)).toHaveLength(1);
+    const retried = await t.gql(refund, { token: admin });
+    expect(retried.body.errors).toBeUndefined();
+    expect(refundsOf(intentId).map((r) => r.amount)).toEqual([700]);
+    expect(stripe.charges.get(intentId)!.amount_refunded).toBe(700);
+    // Just under: with no 500 before it, a refund is sent once, under the request's own key, with no list.
+    const { id: other, intentId: otherIntent } = await completedPayment(3000);
+    const before = stripe.requests.length;
+    expect((await t.gql(`mutation { refundPayment(id: "${other}", amount: 300, idempotencyKey: "plain-key") { id } }`, { token: admin })).body.errors).toBeUndefined();
+    expect(stripe.requests.slice(before).map((q) => `${q.method} ${q.path}`)).toEqual(['POST /v1/refunds']);
+    expect(refundsOf(otherIntent)).toHaveLength(1);
+  });
+
+  it('a cancel retried after a Stripe 500 goes through (each call its own key: canceling twice is harmless)', async () => {
+    const r = await create(user2);
+    const { id, stripePaymentId } = r.body.data!.createPayment.payment;
+    stripe.setMode('error500', 1);
+    expect(code(await t.gql(`mutation { cancelPayment(id: "${id}") { id } }`, { token: user2 }))).toBe('PAYMENT_PROVIDER_UNAVAILABLE');
+    expect(stripe.intents.get(stripePaymentId)!.status).toBe('requires_payment_method');
+    expect((await t.gql(`mutation { cancelPayment(id: "${id}") { id } }`, { token: user2 })).body.errors).toBeUndefined();
+    expect(stripe.intents.get(stripePaymentId)!.status).toBe('canceled');
   });
 });
 

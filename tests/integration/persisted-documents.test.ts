@@ -45,6 +45,24 @@ describe.skipIf(!redisUrl)('automatic persisted queries shared through Redis', (
     expect(byHash.body.errors).toBeUndefined();
     expect(byHash.body.data).toEqual({ me: { id: '2', email: 'user2@paygraph.dev' } });
   });
+
+  it('an anonymous client cannot make the server keep a document; a client with a token can', async () => {
+    const query = `query Anonymous${randomBytes(3).toString('hex')} { __typename }`;
+    const persistedQuery = { version: 1, sha256Hash: documentHash(query) };
+    // Sent in full without a token: it runs, and nothing is registered under its hash...
+    const sent = await post(t.app, { query, extensions: { persistedQuery } });
+    expect(sent.body.data).toEqual({ __typename: 'Query' });
+    const anonymousByHash = await post(b, { extensions: { persistedQuery } });
+    expect(anonymousByHash.body.errors[0].extensions.code).toBe('PERSISTED_QUERY_NOT_FOUND');
+    // (Apollo keys its entries `apq:<hash>` inside the store's own `apq:` view.)
+    const registered = () => t.app.cache.keyValueStore('apq:').get(`apq:${persistedQuery.sha256Hash}`);
+    expect(await registered()).toBeUndefined();
+    // ...while the same registration with a token is kept (for every instance), and then serves anyone.
+    const token = await t.userToken(2);
+    expect((await post(t.app, { query, extensions: { persistedQuery } }, token)).body.data).toEqual({ __typename: 'Query' });
+    await expect.poll(registered).toBe(query);
+    expect((await post(b, { extensions: { persistedQuery } })).body.data).toEqual({ __typename: 'Query' });
+  });
 });
 
 describe('trusted documents', () => {

@@ -28,6 +28,7 @@ beforeAll(async () => {
   app = await createApp(
     loadConfig({
       NODE_ENV: 'production',
+      SINGLE_INSTANCE: 'true',
       METRICS_PUBLIC: 'true',
       DATABASE_URL: pg.url,
       JWT_SECRET: TEST_JWT_SECRET,

@@ -3,7 +3,13 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import pg from 'pg';
 import { ReplicaCluster } from '../helpers/replica-cluster.js';
 import { loadConfig } from '../../src/config.js';
-import { createApp, type App } from '../../src/app.js';
+import { createApp, type App, type AppOptions } from '../../src/app.js';
+import { Arg, Ctx, FieldResolver, Int, Resolver, Root } from 'type-graphql';
+import { createClient } from '@keyv/redis';
+import { UserType } from '../../src/modules/user/user.types.js';
+import type { UserRow } from '../../src/modules/user/user.repository.js';
+import type { Context } from '../../src/context.js';
+import { queryRows } from '../../src/core/sql.js';
 import { seedDemoData } from '../../src/db/seeders/demo.seeder.js';
 import { secretKey, signToken } from '../../src/modules/auth/auth.js';
 import { Role } from '../../src/modules/user/user.entity.js';
@@ -13,7 +19,17 @@ import { findPgbouncer, Pgbouncer } from '../helpers/pgbouncer.js';
 
 const redisUrl = inject('redisUrl');
 
-const post = (app: App, query: string, token: string, variables?: Record<string, unknown>) => postTo(app, query, { token, variables });
+const post = (app: App, query: string, token: string, variables?: Record<string, unknown>, headers?: Record<string, string>) => postTo(app, query, { token, variables, headers });
+
+/** Tests only: a read through the query cache (so routed to the replica) that takes as long as asked. */
+@Resolver(() => UserType)
+class SlowReadResolver {
+  @FieldResolver(() => Int)
+  async slowRead(@Root() user: UserRow, @Arg('ms', () => Int) ms: number, @Ctx() ctx: Context): Promise<number> {
+    await ctx.cache.getOrLoad('slowRead', [ms], { tags: () => [`user:${user.id}`] }, (em) => queryRows(em, 'select pg_sleep(?)', [ms / 1000]));
+    return ms;
+  }
+}
 
 async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -39,7 +55,7 @@ describe.skipIf(!redisUrl)('read replicas', () => {
   let tokens: { admin: string; admin2: string; user2: string; user3: string; user6: string };
   const namespace = `rr${randomBytes(4).toString('hex')}`;
 
-  const start = async (env: Record<string, string> = {}) => {
+  const start = async (env: Record<string, string> = {}, options: AppOptions = {}) => {
     const app = await createApp(
       loadConfig({
         ...testEnv(cluster.primaryUrl(DB)),
@@ -50,6 +66,7 @@ describe.skipIf(!redisUrl)('read replicas', () => {
         ...stripeEnvFor(stripe),
         ...env,
       }),
+      options,
     );
     apps.push(app);
     return app;
@@ -89,6 +106,9 @@ describe.skipIf(!redisUrl)('read replicas', () => {
       user3: await signToken(key, { id: 3, role: Role.USER }, 3600),
       user6: await signToken(key, { id: 6, role: Role.USER }, 3600),
     };
+    // The namespace's read-your-writes marks are new: for the loss window (DATABASE_REPLICA_MAX_LAG_MS
+    // and two checks) an absent mark may be one lost, and reads go to the primary. Then the replica.
+    await until('absent marks to be trusted', async () => (await post(first, '{ user(id: "6") { paymentCount } }', tokens.user6)).targets.includes('replica1'), 15_000);
   }, 120_000);
   afterAll(async () => {
     for (const app of apps) await app.close().catch(() => undefined);
@@ -210,6 +230,74 @@ describe.skipIf(!redisUrl)('read replicas', () => {
     } finally {
       await replicaClient.query('select pg_wal_replay_resume()');
     }
+  });
+
+  it('a tag version lost from Redis (evicted, flushed) is made anew past the primary\'s position: still no fill from a replica behind', async () => {
+    const app = await start({ CACHE_ENABLED: 'true' });
+    await caughtUp();
+    await until('the replica in rotation', () => app.fastify.inject({ method: 'GET', url: '/readyz' }).then((r) => r.json().replicas?.[0]?.status === 'ok'));
+    await post(app, '{ __typename }', tokens.admin2);
+    await replicaClient.query('select pg_wal_replay_pause()');
+    const redis = createClient({ url: redisUrl });
+    await redis.connect();
+    try {
+      const name = `Evicted ${randomBytes(3).toString('hex')}`;
+      await post(app, `mutation { updateUser(id: "6", input: { name: "${name}" }) { name } }`, tokens.admin);
+      // The write's versions carried its position; eviction takes them (and every entry) away.
+      const keys = await redis.keys(`${namespace}::tag:*`);
+      expect(keys.length).toBeGreaterThan(0);
+      await redis.del(keys);
+      await redis.del(await redis.keys(`${namespace}::r:*`));
+      const read = await post(app, '{ user(id: "6") { name } }', tokens.admin2);
+      expect(read.body.data!.user.name).toBe(name);
+      expect(new Set(read.targets)).toEqual(new Set(['primary']));
+    } finally {
+      await redis.close();
+      await replicaClient.query('select pg_wal_replay_resume()');
+    }
+  });
+
+  it('read-your-writes marks lost from Redis (evicted, flushed) read as unknown: the writer\'s next reads go to the primary', async () => {
+    const [a] = apps;
+    const b = await start();
+    await replicaClient.query('select pg_wal_replay_pause()');
+    const redis = createClient({ url: redisUrl });
+    await redis.connect();
+    try {
+      const name = `Unmarked ${randomBytes(3).toString('hex')}`;
+      await post(a!, `mutation { updateUser(id: "2", input: { name: "${name}" }) { name } }`, tokens.user2);
+      // The marks go: the hash that held them is gone, so an absent mark proves nothing for a while.
+      expect(await redis.exists(`${namespace}:marks`)).toBe(1);
+      await redis.del([`${namespace}:marks`, `${namespace}:marks:at`]);
+      const own = await post(b, '{ user(id: "2") { name } }', tokens.user2);
+      expect(own.body.data!.user.name).toBe(name);
+      expect(new Set(own.targets)).toEqual(new Set(['primary']));
+    } finally {
+      await redis.close();
+      await replicaClient.query('select pg_wal_replay_resume()');
+    }
+    // Once the loss window has passed (and the replica has replayed the write), the replica serves again.
+    await until('absent marks to be trusted again', async () => (await post(b, '{ user(id: "6") { paymentCount } }', tokens.user6)).targets.includes('replica1'), 15_000);
+  });
+
+  it('a statement that times out on the replica fails its request (SERVICE_UNAVAILABLE) and leaves the replica in the rotation', async () => {
+    const app = await start({ DB_STATEMENT_TIMEOUT_MS: '300', CACHE_ENABLED: 'true' }, { extraResolvers: [SlowReadResolver] });
+    await caughtUp();
+    await until('the replica in rotation', () => app.fastify.inject({ method: 'GET', url: '/readyz' }).then((r) => r.json().replicas?.[0]?.status === 'ok'));
+    await post(app, '{ __typename }', tokens.admin2);
+    // Its reads reach the replica (once the replica's known position is past the tags' versions).
+    let n = 0;
+    await until('reads on the replica', async () => (await post(app, `{ me { slowRead(ms: ${++n}) } }`, tokens.admin2)).targets.includes('replica1'));
+    const slow = await post(app, '{ me { slowRead(ms: 1000) } }', tokens.admin2);
+    expect(slow.body.errors!.map((e) => e.extensions!.code)).toEqual(['SERVICE_UNAVAILABLE']);
+    // It ran on the replica, once: not again on the primary (it would have been as slow there).
+    expect(slow.targets).toEqual(['replica1']);
+    const state = (await app.fastify.inject({ method: 'GET', url: '/readyz' })).json();
+    expect(state.replicas[0]).toMatchObject({ name: 'replica1', status: 'ok' });
+    // Just under the timeout, the same read answers, from the replica.
+    const quick = await post(app, '{ me { slowRead(ms: 200) } }', tokens.admin2);
+    expect(quick.body.errors).toBeUndefined();
+    expect(quick.targets).toEqual(['replica1']);
   });
 
   it('three instances over one primary (through PgBouncer), one replica and Redis: writes and reads spread, read-your-writes across them, nothing done twice', async () => {

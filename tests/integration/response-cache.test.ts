@@ -4,6 +4,7 @@ import { createTestApp, postTo, type Posted, type TestApp } from '../helpers/tes
 import { createApp, type App } from '../../src/app.js';
 import { signedEvent, stripeEnvFor, StripeDouble } from '../helpers/stripe-double.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
+import { createClient } from '@keyv/redis';
 
 const redisUrl = inject('redisUrl');
 const redisPort = redisUrl ? Number(new URL(redisUrl).port || 6379) : 0;
@@ -32,6 +33,18 @@ async function warm(app: App, query: string, token: string) {
     if (last.cache === 'hit') return last;
   }
   throw new Error(`never a hit: ${query} (last: ${last?.cache})`);
+}
+
+/** Whole responses held: in process memory, or the `r:` keys of this app's namespace in Redis. */
+async function storedResponses(app: App): Promise<number> {
+  if (!app.cache.isShared) return app.responseCache!.memorySize.entries;
+  const client = createClient({ url: redisUrl });
+  await client.connect();
+  try {
+    return (await client.keys(`${app.cache.keyv.namespace}::r:*`)).length;
+  } finally {
+    await client.close();
+  }
 }
 
 const deliver = (app: App, delivery: { payload: string; signature: string }) =>
@@ -75,14 +88,18 @@ describe.each(STORES)('response cache on $store', ({ env }) => {
       { query: 'query Q3 { paymentHistory(first: 20) { totalCount nodes { amount status user { email } } } }', token: user2 },
       { query: 'query Q4($id: ID!) { payment(id: $id) { amount user { email } } }', token: user2, variables: { id: '6' } },
     ];
+    // Counted by the server's own statement totals: a hit's `extensions.sql` is written by the hit path.
+    const sent = () => app.sqlTotals.attributed + app.sqlTotals.unattributed;
     for (const op of ops) {
+      const before = sent();
       const first = await post(app, op.query, op);
       expect(first.body.errors).toBeUndefined();
       expect(first.cache).toBe('miss');
-      expect(first.statements).toBeGreaterThan(0);
+      expect(sent() - before).toBeGreaterThan(0);
+      const beforeHit = sent();
       const second = await post(app, op.query, op);
       expect(second.cache).toBe('hit');
-      expect(second.statements).toBe(0);
+      expect(sent() - beforeHit).toBe(0);
       expect(second.body.data).toEqual(first.body.data);
       expect(second.body.extensions!.responseCache).toBe('hit');
     }
@@ -114,9 +131,60 @@ describe.each(STORES)('response cache on $store', ({ env }) => {
     await warm(app, list, admin);
     const listAsUser = await post(app, list, { token: user2 });
     expect(listAsUser.body.errors![0]!.extensions!.code).toBe('FORBIDDEN');
-    // And one USER's role is part of the key: the same user id with another role misses.
-    const asAdminAgain = await post(app, q, { token: admin });
-    expect(asAdminAgain.cache).toBe('hit');
+  });
+
+  run("a viewer's role is part of the key, and a change of role is a miss with the new role's answer", async () => {
+    // The key: the same request by the same user id under two roles is two entries.
+    const body = { query: '{ me { id role } }' };
+    const asUser = app.responseCache!.plan(body, {}, { id: 4, role: 'USER' as never });
+    const asAdmin = app.responseCache!.plan(body, {}, { id: 4, role: 'ADMIN' as never });
+    expect('key' in asUser && 'key' in asAdmin && asUser.key !== asAdmin.key).toBe(true);
+    // End to end: user 4's token (role claim USER) is served as the user is now.
+    const user4 = await t.userToken(4);
+    const me = '{ me { id role } }';
+    await warm(app, me, user4);
+    await post(app, 'mutation { updateUser(id: "4", input: { role: ADMIN }) { id } }', { token: admin });
+    const promoted = await post(app, me, { token: user4 });
+    expect(promoted.cache).toBe('miss');
+    expect(promoted.body.data!.me).toEqual({ id: '4', role: 'ADMIN' });
+    expect((await warm(app, me, user4)).body.data!.me.role).toBe('ADMIN');
+    await post(app, 'mutation { updateUser(id: "4", input: { role: USER }) { id } }', { token: admin });
+    const demoted = await post(app, me, { token: user4 });
+    expect(demoted.cache).toBe('miss');
+    expect(demoted.body.data!.me).toEqual({ id: '4', role: 'USER' });
+  });
+
+  run('keys only what changes a response: unknown extensions and undeclared variables share one entry', async () => {
+    const q = '{ me { id } }';
+    const first = await post(app, q, { token: user2, headers: {}, variables: { unused: randomBytes(4).toString('hex') } });
+    expect(['miss', 'hit']).toContain(first.cache);
+    const again = await app.fastify.inject({
+      method: 'POST',
+      url: '/graphql',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${user2}` },
+      payload: JSON.stringify({ query: q, variables: { other: 'x' }, extensions: { madeUp: randomBytes(8).toString('hex') } }),
+    });
+    expect(again.headers['x-response-cache']).toBe('hit');
+    // (What does change the answer is still keyed: a declared variable, above; the viewer and role.)
+  });
+
+  run('stores nothing for an anonymous client, whatever variables or extensions it makes up', async () => {
+    const before = await storedResponses(app);
+    for (let i = 0; i < 5; i++) {
+      const res = await app.fastify.inject({
+        method: 'POST',
+        url: '/graphql',
+        headers: { 'content-type': 'application/json' },
+        payload: JSON.stringify({ query: '{ __typename }', variables: { v: randomBytes(6).toString('hex') }, extensions: { x: randomBytes(6).toString('hex') } }),
+      });
+      expect(res.json().data).toEqual({ __typename: 'Query' });
+      expect(res.headers['x-response-cache']).toBe('bypass');
+    }
+    expect(await storedResponses(app)).toBe(before);
+    // With a token, the same document is kept (one entry, whatever it made up).
+    await post(app, '{ __typename }', { token: user2, variables: { v: 'a' } });
+    expect((await post(app, '{ __typename }', { token: user2, variables: { v: 'b' } })).cache).toBe('hit');
+    expect(await storedResponses(app)).toBe(before + 1);
   });
 
   run('keeps no response with errors, of a mutation, of introspection, of an untagged read, or for a no-cache request', async () => {
@@ -247,7 +315,7 @@ describe.skipIf(!redisUrl)('response cache across two instances sharing Redis', 
   beforeAll(async () => {
     stripe = await StripeDouble.start();
     t = await createTestApp({
-      seed: { users: 4, paymentsPerUser: 3 },
+      seed: { users: 5, paymentsPerUser: 3 },
       env: stripeEnvFor(stripe, { REDIS_URL: redisUrl, CACHE_ENABLED: 'true', CACHE_NAMESPACE: `rc2${randomBytes(4).toString('hex')}` }),
     });
     b = await createApp(t.config);
@@ -287,6 +355,30 @@ describe.skipIf(!redisUrl)('response cache across two instances sharing Redis', 
     expect(afterWebhook.body.data!.user.payments.nodes.find((n: { id: string }) => n.id === String(pending!.id)).status).toBe('COMPLETED');
   });
 
+  it('two builds on one Redis (a rolling deploy) never read each other\'s entries, and a write on either invalidates both', async () => {
+    const next = await createApp(t.config, { buildId: 'next-build' });
+    try {
+      const q = '{ user(id: "5") { email payments(first: 2) { nodes { id } } } }';
+      await warm(t.app, q, admin);
+      // The other build: neither the whole response nor the query-cache rows are the old build's.
+      const before = next.sqlTotals.attributed;
+      const onNext = await post(next, q, { token: admin });
+      expect(onNext.cache).toBe('miss');
+      expect(next.sqlTotals.attributed - before).toBeGreaterThan(0);
+      expect((await warm(next, q, admin)).body.data).toEqual(onNext.body.data);
+      // Tag versions are every build's: a write through the new build is seen by the old one's entries.
+      const email = `next-${randomBytes(3).toString('hex')}@example.com`;
+      await post(next, `mutation { updateUser(id: "5", input: { email: "${email}" }) { id } }`, { token: admin });
+      const onOld = await post(t.app, q, { token: admin });
+      expect(onOld.cache).toBe('miss');
+      expect(onOld.body.data!.user.email).toBe(email);
+      expect(next.build).toBe('next-build');
+      expect(t.app.build).not.toBe('next-build');
+    } finally {
+      await next.close();
+    }
+  });
+
   it('a write that commits while a response is being filled never leaves that response current', async () => {
     // A reaches Redis through a proxy that holds back what A sends once it has read the row (its write
     // of the query-cache entry, then everything after it), so the write below commits (on B) after A
@@ -298,7 +390,8 @@ describe.skipIf(!redisUrl)('response cache across two instances sharing Redis', 
       const q = '{ user(id: "3") { name } }';
       // The viewer's state first (so the held SET is the row's).
       await post(a, '{ __typename }', { token: admin });
-      const held = proxy.holdNext(/\r\nSET\r\n\$\d+\r\n[^\r]*:q:userById/);
+      // (Entry keys carry the build: `<namespace>::q:<build>:userById:...`.)
+      const held = proxy.holdNext(/\r\nSET\r\n\$\d+\r\n[^\r]*:q:[^:\r]+:userById/);
       const filling = post(a, q, { token: admin });
       await held;
       await post(b, 'mutation { updateUser(id: "3", input: { name: "Written During The Fill" }) { id } }', { token: admin });

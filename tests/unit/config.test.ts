@@ -19,13 +19,13 @@ describe('loadConfig', () => {
   });
 
   it('accepts production with a long secret, and keeps SQL debug off there', () => {
-    const c = loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32), DATABASE_URL: 'postgresql://db/app', METRICS_TOKEN: 't'.repeat(16) });
+    const c = loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32), DATABASE_URL: 'postgresql://db/app', METRICS_TOKEN: 't'.repeat(16), REDIS_URL: 'redis://cache:6379' });
     expect(c.isProduction).toBe(true);
     expect(c.debugSql).toBe(false);
   });
 
   it('refuses production with /metrics open unless METRICS_PUBLIC=true says so, naming METRICS_TOKEN', () => {
-    const production = { NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32), DATABASE_URL: 'postgresql://db/app' };
+    const production = { NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32), DATABASE_URL: 'postgresql://db/app', REDIS_URL: 'redis://cache:6379' };
     expect(() => loadConfig(production)).toThrow(/METRICS_TOKEN: is required in production .*METRICS_PUBLIC=true/);
     expect(() => loadConfig({ ...production, METRICS_PUBLIC: 'false' })).toThrow(/METRICS_TOKEN:/);
     expect(loadConfig({ ...production, METRICS_PUBLIC: 'true' }).metrics).toEqual({ token: undefined, public: true });
@@ -46,7 +46,7 @@ describe('loadConfig', () => {
     expect(loadConfig({}).host).toBe('127.0.0.1');
     expect(loadConfig({ NODE_ENV: 'test' }).host).toBe('127.0.0.1');
     expect(loadConfig({ HOST: '0.0.0.0' }).host).toBe('0.0.0.0');
-    const production = { NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32), DATABASE_URL: 'postgresql://db/app', METRICS_PUBLIC: 'true' };
+    const production = { NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32), DATABASE_URL: 'postgresql://db/app', METRICS_PUBLIC: 'true', SINGLE_INSTANCE: 'true' };
     expect(loadConfig(production).host).toBe('0.0.0.0');
     expect(loadConfig({ ...production, HOST: '10.1.2.3' }).host).toBe('10.1.2.3');
   });
@@ -60,6 +60,36 @@ describe('loadConfig', () => {
     ['NODE_ENV', { NODE_ENV: 'staging' }],
   ])('names %s when it is invalid', (name, env) => {
     expect(() => loadConfig(env)).toThrow(new RegExp(`${name}:`));
+  });
+
+  it('refuses a production server without Redis unless SINGLE_INSTANCE=true declares it the only one, naming REDIS_URL', () => {
+    const production = { NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32), DATABASE_URL: 'postgresql://db/app', METRICS_PUBLIC: 'true' };
+    expect(() => loadConfig(production)).toThrow(/REDIS_URL: is required in production: .*SINGLE_INSTANCE=true/);
+    expect(() => loadConfig({ ...production, SINGLE_INSTANCE: 'false' })).toThrow(/REDIS_URL:/);
+    expect(loadConfig({ ...production, SINGLE_INSTANCE: 'true' }).singleInstance).toBe(true);
+    expect(loadConfig({ ...production, REDIS_URL: 'redis://cache:6379' })).toMatchObject({ singleInstance: false, redisUrl: 'redis://cache:6379' });
+    // Outside production one process is the usual case, and nothing is refused.
+    expect(loadConfig({}).singleInstance).toBe(false);
+  });
+
+  it('checks each entry point for what it uses: a script needs no JWT secret, metrics token or Redis', () => {
+    const database = { NODE_ENV: 'production', DATABASE_URL: 'postgresql://db/app' };
+    // The server needs all of them...
+    expect(() => loadConfig(database, 'server')).toThrow(/JWT_SECRET[\s\S]*REDIS_URL[\s\S]*METRICS_TOKEN/);
+    // ...a migration, a seed and a reconciliation run need the database only...
+    for (const entry of ['migrate', 'seed', 'reconcile'] as const) expect(loadConfig(database, entry).databaseUrl).toBe('postgresql://db/app');
+    // ...a token needs the secret it signs with, and every script the database.
+    expect(() => loadConfig(database, 'token')).toThrow(/JWT_SECRET: is required/);
+    expect(loadConfig({ ...database, JWT_SECRET: 'x'.repeat(32) }, 'token').jwtSecret).toBe('x'.repeat(32));
+    expect(() => loadConfig({ NODE_ENV: 'production' }, 'migrate')).toThrow(/DATABASE_URL: is required/);
+    // A value that is there must still be valid, whoever reads it.
+    expect(() => loadConfig({ ...database, DB_STATEMENT_TIMEOUT_MS: 'soon' }, 'migrate')).toThrow(/DB_STATEMENT_TIMEOUT_MS:/);
+  });
+
+  it('gives migrations a lock timeout and a wait of their own', () => {
+    expect(loadConfig({}).db).toMatchObject({ statementTimeoutMs: 10_000, migrationLockTimeoutMs: 10_000, migrationWaitMs: 300_000 });
+    expect(loadConfig({ DB_MIGRATION_LOCK_TIMEOUT_MS: '2500', DB_MIGRATION_WAIT_MS: '60000' }).db).toMatchObject({ migrationLockTimeoutMs: 2500, migrationWaitMs: 60_000 });
+    expect(() => loadConfig({ DB_MIGRATION_LOCK_TIMEOUT_MS: '5' })).toThrow(/DB_MIGRATION_LOCK_TIMEOUT_MS:/);
   });
 
   it('treats an empty variable as unset', () => {

@@ -19,6 +19,11 @@ export interface CacheServiceOptions {
   redisUrl?: string;
   /** Prefix of every key in the store; instances that share data share a namespace. */
   namespace: string;
+  /**
+   * The build that fills entries (see core/build-id.ts): entries (and whole responses) of another build
+   * are never read, while tag versions and marks are shared by every build. Default: one build.
+   */
+  build?: string;
   defaultTtlSeconds: number;
   /** Bound on every store operation; past it the cache counts an error and the read goes to SQL. */
   timeoutMs: number;
@@ -26,8 +31,11 @@ export interface CacheServiceOptions {
   maxMemoryEntries?: number;
   /** Told about store errors, at most once per burst. */
   onError?: (message: string, error: unknown) => void;
-  /** With read replicas: the primary's current WAL position as a number, read after each write. */
-  writePosition?: () => Promise<number>;
+  /**
+   * With read replicas: the primary's current WAL position as a number, read after each write (and
+   * when a tag version has to be made anew). `loggerContext` attributes its statement to a request.
+   */
+  writePosition?: (loggerContext?: Record<string, unknown>) => Promise<number>;
 }
 
 /** One cached value and the versions its tags had when it was computed. */
@@ -46,7 +54,6 @@ export interface LoadRequest {
 }
 
 const TAG_PREFIX = 'tag:';
-const ENTRY_PREFIX = 'q:';
 /** Tag versions outlive entries; an expired or evicted tag only causes misses (see `currentTagVersions`). */
 const TAG_TTL_MS = 24 * 60 * 60 * 1000;
 const ERROR_LOG_INTERVAL_MS = 10_000;
@@ -54,14 +61,63 @@ const ERROR_LOG_INTERVAL_MS = 10_000;
 const REPLAY_FIRST_MS = 100;
 const REPLAY_MAX_MS = 2000;
 
-const RAISE_MARK = `local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+/**
+ * A write position nobody could read (the primary did not answer after a write): every replica counts
+ * as behind it, so reads that depend on it go to the primary. Never 0, which would let any replica fill.
+ */
+export const UNKNOWN_POSITION = Number.MAX_SAFE_INTEGER;
+
+/** The field of the marks hash that says since when (server time, ms) the hash has existed. */
+const MARKS_EPOCH = '~epoch';
+
+/**
+ * Marks live in one hash (no TTL: under `volatile-*` eviction it is never evicted) with the time it was
+ * made in a field of its own, and a sorted set of when each was last raised (old ones are trimmed on
+ * every raise). A mark that is absent while the hash is young may have been lost with an earlier hash
+ * (evicted, flushed, a Redis restarted empty): it reads as unknown (see `markValue`).
+ */
+const RAISE_MARK = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSETNX', KEYS[1], '${MARKS_EPOCH}', now)
+local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if tonumber(ARGV[2]) > current then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[3]), 'LIMIT', 0, 100)
+for _, field in ipairs(old) do
+  redis.call('HDEL', KEYS[1], field)
+  redis.call('ZREM', KEYS[2], field)
+end
 return 1`;
 
-function memoryMarks() {
+/** The mark, and whether an absent one can be trusted as "no write": [mark or false, epoch, now]. */
+const READ_MARK = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSETNX', KEYS[1], '${MARKS_EPOCH}', now)
+local v = redis.call('HMGET', KEYS[1], ARGV[1], '${MARKS_EPOCH}')
+return {v[1] or false, tonumber(v[2]), now}`;
+
+/**
+ * A mark read: its value; for an absent one 0, or UNKNOWN_POSITION while the marks are younger than
+ * `lossWindowMs` (one lost with an earlier store may still matter then). A present mark is always
+ * right: positions only grow, so a viewer's latest write is at or past every earlier one.
+ */
+function markValue(mark: number | null, epochMs: number, nowMs: number, lossWindowMs: number): number {
+  if (mark !== null) return mark;
+  return nowMs - epochMs < lossWindowMs ? UNKNOWN_POSITION : 0;
+}
+
+interface MarkStore {
+  raise(key: string, value: number, ttlMs: number): Promise<void>;
+  /** The mark; UNKNOWN_POSITION when it may have been lost (see `markValue`). */
+  read(key: string, lossWindowMs: number): Promise<number>;
+}
+
+/** One process's marks: lost only with the process, so they are "young" for a lifetime after its start. */
+function memoryMarks(): MarkStore {
   const marks = new Map<string, { value: number; expires: number }>();
+  const epoch = Date.now();
   return {
-    async raise(key: string, value: number, ttlMs: number) {
+    async raise(key, value, ttlMs) {
       const now = Date.now();
       const current = marks.get(key);
       if (current && current.expires > now && current.value >= value) return;
@@ -69,11 +125,17 @@ function memoryMarks() {
       // Expired marks go when the map grows (one per viewer who wrote in the last TTL).
       if (marks.size > 10_000) for (const [k, m] of marks) if (m.expires <= now) marks.delete(k);
     },
-    async read(key: string) {
+    async read(key, lossWindowMs) {
+      const now = Date.now();
       const mark = marks.get(key);
-      return mark && mark.expires > Date.now() ? mark.value : 0;
+      return markValue(mark && mark.expires > now ? mark.value : null, epoch, now, lossWindowMs);
     },
   };
+}
+
+/** What a failed load leaves in the places of its keys: an Error, whatever was thrown. */
+export function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
 }
 
 class CacheTimeoutError extends Error {
@@ -157,11 +219,16 @@ export interface WriteInfo {
 export class CacheService {
   /** Counters since start, over every request (for metrics). */
   readonly totals: LayerStats = emptyStats();
+  /** The build whose entries this instance reads and writes (tags and marks are every build's). */
+  readonly build: string;
+  private readonly entryPrefix: string;
   private readonly flights = new Map<string, Promise<unknown>>();
   /** Tag versions this process is creating, so concurrent misses of one cold tag ask the store once. */
   private readonly creatingVersions = new Map<string, Promise<string>>();
   /** Tags whose new version is not written yet, with the write position (LSN) the version must carry. */
   private readonly pendingInvalidations = new Map<string, number>();
+  /** Marks that could not be raised yet (the store was away), retried with the invalidations. */
+  private readonly pendingMarks = new Map<string, { value: number; ttlMs: number }>();
   private readonly invalidationListeners: ((tags: readonly string[], write: WriteInfo) => Promise<void> | void)[] = [];
   private replayTimer: NodeJS.Timeout | null = null;
   private replayDelayMs = REPLAY_FIRST_MS;
@@ -175,7 +242,7 @@ export class CacheService {
   private pingStore: (() => Promise<unknown>) | null = null;
 
   /** Monotonic numbers by name (see `raiseMark`): atomic in Redis, a map in memory. */
-  private marks: { raise(key: string, value: number, ttlMs: number): Promise<void>; read(key: string): Promise<number> } = memoryMarks();
+  private marks: MarkStore = memoryMarks();
 
   private constructor(
     readonly keyv: Keyv,
@@ -183,6 +250,8 @@ export class CacheService {
     private readonly createTagVersions: CreateTagVersions,
     private readonly closeStore: () => Promise<void>,
   ) {
+    this.build = options.build ?? 'main';
+    this.entryPrefix = `q:${this.build}:`;
     keyv.on('error', () => {
       // Errors are also thrown (throwOnErrors) and counted where they happen.
     });
@@ -240,13 +309,18 @@ export class CacheService {
     client.on('error', (err: unknown) => service.noteError(err));
     client.on('ready', () => void service.flushPendingInvalidations());
     service.pingStore = () => client.ping();
-    const markKey = (key: string) => `${options.namespace}:mark:${key}`;
+    const marksHash = `${options.namespace}:marks`;
+    const marksTimes = `${options.namespace}:marks:at`;
     service.marks = {
-      // One script: the stored number only ever grows, whatever order concurrent writers land in.
+      // One script each: the stored number only ever grows, whatever order concurrent writers land in,
+      // and a read knows whether an absent mark can be trusted.
       raise: async (key, value, ttlMs) => {
-        await client.eval(RAISE_MARK, { keys: [markKey(key)], arguments: [String(value), String(ttlMs)] });
+        await client.eval(RAISE_MARK, { keys: [marksHash, marksTimes], arguments: [key, String(value), String(ttlMs)] });
       },
-      read: async (key) => Number((await client.get(markKey(key))) ?? 0) || 0,
+      read: async (key, lossWindowMs) => {
+        const [mark, epoch, now] = (await client.eval(READ_MARK, { keys: [marksHash], arguments: [key] })) as [string | null, number, number];
+        return markValue(mark === null ? null : Number(mark), epoch, now, lossWindowMs);
+      },
     };
     service.connected = client.connect().catch((err: unknown) => service.noteError(err));
     return service;
@@ -286,6 +360,10 @@ export class CacheService {
    * Values for `requests`, from the store where current, else from `loadMissing` (called once with
    * the indexes of every miss). Concurrent misses of the same key and versions in this process share
    * one load (single flight). Null and undefined results are returned but not stored.
+   *
+   * A load that fails fails only its own keys: their places hold the `Error` (DataLoader's contract for
+   * a batch: the error for that key only), whether the load was this call's own or one it joined. The
+   * promise this returns never rejects for a load, and no promise made here is left without a handler.
    */
   async getOrLoadMany<T>(
     requests: readonly LoadRequest[],
@@ -293,13 +371,15 @@ export class CacheService {
     loadMissing: (missing: number[]) => Promise<T[]>,
     stats: LayerStats,
     onVersions?: (versions: Readonly<Record<string, string>> | null) => void,
-  ): Promise<T[]> {
+    /** The asking request's logger context: a statement this lookup needs is counted against it. */
+    loggerContext?: Record<string, unknown>,
+  ): Promise<(T | Error)[]> {
     if (requests.length === 0) return [];
     // An invalidation that could not be written earlier goes first, now that the store may be back.
-    if (this.pendingInvalidations.size > 0) await this.flushPendingInvalidations();
+    if (this.pendingInvalidations.size > 0 || this.pendingMarks.size > 0) await this.flushPendingInvalidations();
     const tags = [...new Set(requests.flatMap((r) => (r.watch ? [...r.tags, ...r.watch] : r.tags)))];
     let raw: unknown[] | null;
-    const keys = [...requests.map((r) => ENTRY_PREFIX + r.key), ...tags.map((t) => TAG_PREFIX + t)];
+    const keys = [...requests.map((r) => this.entryPrefix + r.key), ...tags.map((t) => TAG_PREFIX + t)];
     try {
       raw = tracingOn
         ? await traced('cache.lookup', { 'paygraph.cache.store': this.pingStore ? 'redis' : 'memory', 'paygraph.cache.keys': keys.length }, () => this.guard(this.keyv.getMany(keys)))
@@ -309,12 +389,12 @@ export class CacheService {
       raw = null;
     }
 
-    const results: T[] = new Array(requests.length);
+    const results: (T | Error)[] = new Array(requests.length);
     const missing: number[] = [];
     let versions: Record<string, string> | null = null;
     if (raw) {
       try {
-        versions = await this.currentTagVersions(tags, raw.slice(requests.length));
+        versions = await this.currentTagVersions(tags, raw.slice(requests.length), loggerContext);
       } catch (err) {
         // Without a version known to be the store's, nothing may be stored: the load goes to SQL only.
         this.countError(stats, err);
@@ -339,33 +419,50 @@ export class CacheService {
     if (missing.length === 0) return results;
 
     // Single flight: a miss already being loaded by this process, for the same versions, is awaited.
+    // Every promise below gets its handlers where it is made, and none of the waits can reject: a
+    // failed load writes its error into the places of its keys, so one failure fails those keys only.
     const toLoad: number[] = [];
-    const joined: Promise<void>[] = [];
+    const waits: Promise<void>[] = [];
     for (const i of missing) {
       const flight = versions ? this.flights.get(this.flightKey(requests[i]!, versions)) : undefined;
-      if (flight) joined.push(flight.then((v) => void (results[i] = v as T)));
-      else toLoad.push(i);
+      if (flight) {
+        waits.push(
+          flight.then(
+            (value) => void (results[i] = value as T),
+            (err: unknown) => void (results[i] = asError(err)),
+          ),
+        );
+      } else toLoad.push(i);
     }
     if (toLoad.length > 0) {
+      // Stored before the flights resolve: a request that comes after them finds the entry. `store`
+      // counts its own failures, so this rejects only when the load itself failed.
       const load = loadMissing(toLoad).then(async (values) => {
-        toLoad.forEach((i, n) => (results[i] = values[n] as T));
         if (versions) await this.store(requests, toLoad, values, versions, ttlMs, stats);
         return values;
       });
       if (versions) {
         toLoad.forEach((i, n) => {
           const key = this.flightKey(requests[i]!, versions);
-          const flight = load.then((values) => values[n]);
+          const flight: Promise<unknown> = load.then((values) => values[n]);
+          const forget = () => void (this.flights.get(key) === flight && this.flights.delete(key));
+          void flight.then(forget, forget);
           this.flights.set(key, flight);
-          void flight.then(
-            () => this.flights.get(key) === flight && this.flights.delete(key),
-            () => this.flights.get(key) === flight && this.flights.delete(key),
-          );
         });
       }
-      await load;
+      waits.push(
+        load.then(
+          (values) => {
+            toLoad.forEach((i, n) => (results[i] = values[n] as T));
+          },
+          (err: unknown) => {
+            const error = asError(err);
+            for (const i of toLoad) results[i] = error;
+          },
+        ),
+      );
     }
-    await Promise.all(joined);
+    await Promise.all(waits);
     return results;
   }
 
@@ -388,6 +485,8 @@ export class CacheService {
         position = await this.options.writePosition();
       } catch (err) {
         this.noteError(err);
+        // Not knowing where the write is, no replica may count as having replayed it.
+        position = UNKNOWN_POSITION;
       }
     }
     for (const tag of tags) this.pendingInvalidations.set(tag, Math.max(position, this.pendingInvalidations.get(tag) ?? 0));
@@ -433,12 +532,21 @@ export class CacheService {
     } catch (err) {
       this.totals.errors++;
       this.noteError(err);
+      // Retried with the invalidations; until it lands this instance reads that mark as unknown.
+      const pending = this.pendingMarks.get(key);
+      this.pendingMarks.set(key, { value: Math.max(value, pending?.value ?? 0), ttlMs });
+      this.scheduleReplay();
     }
   }
 
-  /** The number named `key` (0 when none); throws when the store does not answer. */
-  async readMark(key: string): Promise<number> {
-    return this.guard(this.marks.read(key));
+  /**
+   * The number named `key`: 0 when none is held, UNKNOWN_POSITION when one may have been lost (the
+   * store's marks are younger than `lossWindowMs`: evicted, flushed or restarted empty that recently;
+   * or this instance could not write it yet). Throws when the store does not answer.
+   */
+  async readMark(key: string, lossWindowMs: number): Promise<number> {
+    if (this.pendingMarks.has(key)) return UNKNOWN_POSITION;
+    return this.guard(this.marks.read(key, lossWindowMs));
   }
 
   /** True with a remote store (Redis): entries are shared by every instance. */
@@ -503,6 +611,17 @@ export class CacheService {
   }
 
   private async flushPendingInvalidations(retryLater = true): Promise<void> {
+    for (const [key, { value, ttlMs }] of [...this.pendingMarks]) {
+      try {
+        await this.guard(this.marks.raise(key, value, ttlMs));
+        if (this.pendingMarks.get(key)?.value === value) this.pendingMarks.delete(key);
+      } catch (err) {
+        this.totals.errors++;
+        this.noteError(err);
+        if (retryLater) this.scheduleReplay();
+        return;
+      }
+    }
     if (this.pendingInvalidations.size === 0) return;
     const pending = [...this.pendingInvalidations];
     const tags = pending.map(([t]) => t);
@@ -535,21 +654,26 @@ export class CacheService {
    * between our read and our create always wins. Concurrent misses of a tag in this process share one
    * creation. The load starts only after this, so whatever it reads is at least as new as the versions.
    */
-  private async currentTagVersions(tags: string[], stored: unknown[]): Promise<Record<string, string>> {
+  private async currentTagVersions(tags: string[], stored: unknown[], loggerContext?: Record<string, unknown>): Promise<Record<string, string>> {
     const versions: Record<string, string> = {};
     const waiting: [string, Promise<string>][] = [];
-    const toCreate: { tag: string; key: string; fresh: string }[] = [];
+    const toCreate: { tag: string; key: string }[] = [];
     tags.forEach((tag, i) => {
       const v = stored[i];
       if (typeof v === 'string') versions[tag] = v;
       else {
         const joined = this.creatingVersions.get(tag);
         if (joined) waiting.push([tag, joined]);
-        else toCreate.push({ tag, key: TAG_PREFIX + tag, fresh: newVersion() });
+        else toCreate.push({ tag, key: TAG_PREFIX + tag });
       }
     });
     if (toCreate.length > 0) {
-      const created = this.guard(this.createTagVersions(toCreate, TAG_TTL_MS));
+      // The tag's last write is unknown here (it may have been evicted or flushed away): the new
+      // version carries the primary's position now, which is past that write, so no replica that
+      // has not replayed it fills anything under it.
+      const created = this.positionNow(loggerContext).then((position) =>
+        this.guard(this.createTagVersions(toCreate.map(({ key }) => ({ key, fresh: newVersion(position) })), TAG_TTL_MS)),
+      );
       toCreate.forEach(({ tag }, n) => {
         const version = created.then((all) => all[n]!);
         this.creatingVersions.set(tag, version);
@@ -558,8 +682,21 @@ export class CacheService {
         waiting.push([tag, version]);
       });
     }
-    for (const [tag, version] of waiting) versions[tag] = await version;
+    // Each creation already has a handler (the `forget` above): awaiting them together leaves none behind.
+    const settled = await Promise.all(waiting.map(([, version]) => version));
+    waiting.forEach(([tag], n) => (versions[tag] = settled[n]!));
     return versions;
+  }
+
+  /** The primary's WAL position now (with replicas; else 0), UNKNOWN_POSITION when it cannot be read. */
+  private async positionNow(loggerContext?: Record<string, unknown>): Promise<number> {
+    if (!this.options.writePosition) return 0;
+    try {
+      return await this.options.writePosition(loggerContext);
+    } catch (err) {
+      this.noteError(err);
+      return UNKNOWN_POSITION;
+    }
   }
 
   private isCurrent(entry: Entry, tags: readonly string[], versions: Record<string, string>): boolean {
@@ -585,7 +722,7 @@ export class CacheService {
       const value = values[n];
       if (value === null || value === undefined) return [];
       const t = Object.fromEntries(requests[i]!.tags.map((tag) => [tag, versions[tag]!]));
-      return [{ key: ENTRY_PREFIX + requests[i]!.key, value: { v: value, t } satisfies Entry, ttl: ttlMs }];
+      return [{ key: this.entryPrefix + requests[i]!.key, value: { v: value, t } satisfies Entry, ttl: ttlMs }];
     });
     if (entries.length === 0) return;
     try {

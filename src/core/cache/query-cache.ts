@@ -1,7 +1,8 @@
 import type { SqlEntityManager } from '@mikro-orm/postgresql';
 import { cacheKey } from './cache-key.js';
-import { emptyStats, versionPosition, type CacheService, type LayerStats } from './cache.service.js';
-import { taggedReadFork } from '../sql-stats.js';
+import { asError, emptyStats, versionPosition, type CacheService, type LayerStats } from './cache.service.js';
+import { TAGGED_READ_KEY, taggedReadFork } from '../sql-stats.js';
+import { noteErrorRequest } from '../process-faults.js';
 
 export interface CacheSpec<Args extends unknown[]> {
   /** Seconds; the service default (CACHE_TTL_SECONDS) when unset. */
@@ -140,7 +141,7 @@ export class QueryCache {
     this.route = undefined;
   }
 
-  /** A single value: from the memo, the shared store, or `load`. */
+  /** A single value: from the memo, the shared store, or `load` (whose failure it throws). */
   async getOrLoad<const Args extends unknown[], T>(
     name: string,
     args: Args,
@@ -148,20 +149,23 @@ export class QueryCache {
     load: (em: SqlEntityManager) => Promise<T>,
   ): Promise<T> {
     const [value] = await this.getOrLoadMany(name, [args], spec, async (_missing, em) => [await load(em)]);
+    if (value instanceof Error) throw value;
     return value as T;
   }
 
   /**
    * Values for several argument lists in one store round trip; `loadMissing` gets the argument lists
-   * of the misses only, and answers in the same order.
+   * of the misses only, and answers in the same order. A key whose load failed holds its `Error` (a
+   * DataLoader batch function returns this array as it is: the error fails that key only). With the
+   * cache off, `loadMissing` runs as it is and its failure is the whole call's.
    */
   async getOrLoadMany<const Args extends unknown[], T>(
     name: string,
     argLists: readonly Args[],
     spec: CacheSpec<NoInfer<Args>>,
     loadMissing: LoadMissing<Args, T>,
-  ): Promise<T[]> {
-    if (!this.on || !this.service) return loadMissing([...argLists], await this.loadEm());
+  ): Promise<(T | Error)[]> {
+    if (!this.on || !this.service) return loadMissing([...argLists], await this.loadEm()).catch(this.tagFailure);
     const service = this.service;
     const keys = argLists.map((args) => `${name}:${cacheKey(...args)}`);
     const results: Promise<T>[] = new Array(argLists.length);
@@ -188,24 +192,39 @@ export class QueryCache {
       const batch = service.getOrLoadMany(
         requests,
         spec.ttl !== undefined ? spec.ttl * 1000 : service.defaultTtlMs,
-        async (missing) => loadMissing(missing.map((m) => argLists[unique[m]!]!), await this.loadEm(loadVersions)),
+        async (missing) => loadMissing(missing.map((m) => argLists[unique[m]!]!), await this.loadEm(loadVersions)).catch(this.tagFailure),
         this.shared,
         (versions) => {
           loadVersions = versions;
           this.dependencies.note([...new Set(requests.flatMap((r) => [...r.tags, ...(r.watch ?? [])]))], versions);
         },
+        // A position read for a new tag version is the cache's own, not data: it does not make the
+        // response depend on anything untagged.
+        this.em ? { ...this.em.getLoggerContext(), [TAGGED_READ_KEY]: true } : undefined,
       );
       unique.forEach((i, n) => {
-        const value = batch.then((values) => values[n] as T);
+        const value = batch.then((values) => {
+          const v = values[n];
+          if (v instanceof Error) throw v;
+          return v as T;
+        });
+        // A failed load must not stay memoised for the rest of the request (this is also its handler).
+        value.catch(() => this.memo.get(keys[i]!) === value && this.memo.delete(keys[i]!));
         results[i] = value;
         this.memo.set(keys[i]!, value);
-        // A failed load must not stay memoised for the rest of the request.
-        value.catch(() => this.memo.get(keys[i]!) === value && this.memo.delete(keys[i]!));
       });
       for (const i of fresh) results[i] ??= results[firstOfKey.get(keys[i]!)!]!;
     }
-    return Promise.all(results);
+    // Settled one by one: a key whose load failed holds its error, the others their values.
+    const settled = await Promise.allSettled(results);
+    return settled.map((r) => (r.status === 'fulfilled' ? r.value : asError(r.reason)));
   }
+
+  /** A failed load's error remembers the request it was made for (the process fault log names it). */
+  private readonly tagFailure = (err: unknown): never => {
+    noteErrorRequest(err, this.em?.getLoggerContext().requestId);
+    throw err;
+  };
 
   /** Invalidates tags everywhere, whether or not this request reads through the cache. */
   async invalidate(tags: readonly string[]): Promise<void> {

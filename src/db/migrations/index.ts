@@ -2,6 +2,8 @@ import type { MigrationObject } from '@mikro-orm/core';
 import { Migration20261129000000_initial } from './Migration20261129000000_initial.js';
 import { Migration20261129010000_stripe } from './Migration20261129010000_stripe.js';
 import { Migration20261129020000_trust } from './Migration20261129020000_trust.js';
+import { Migration20261201000000_leases } from './Migration20261201000000_leases.js';
+import { Migration20261201010000_refund_attempt } from './Migration20261201010000_refund_attempt.js';
 
 // Listed explicitly rather than discovered by glob, so the same list works under tsx, vitest and
 // the compiled build. Append new migrations here (`npm run db:migration:create` prints the file).
@@ -9,4 +11,6 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261129000000_initial', class: Migration20261129000000_initial },
   { name: 'Migration20261129010000_stripe', class: Migration20261129010000_stripe },
   { name: 'Migration20261129020000_trust', class: Migration20261129020000_trust },
+  { name: 'Migration20261201000000_leases', class: Migration20261201000000_leases },
+  { name: 'Migration20261201010000_refund_attempt', class: Migration20261201010000_refund_attempt },
 ];

@@ -40,6 +40,14 @@ export interface ReadRoutingOptions {
 const markTtlMs = (maxLagMs: number) => Math.max(60_000, maxLagMs * 4);
 
 /**
+ * How long after the marks were lost (their store evicted, flushed or restarted empty) an absent mark
+ * is not trusted: a replica stays in the rotation only while the newest data it has replayed is at
+ * most `maxLagMs` old (checked every `checkMs`), so past this every replica in it has replayed any
+ * write whose mark was lost.
+ */
+const lossWindowMs = (options: { maxLagMs: number; checkMs: number }) => options.maxLagMs + 2 * options.checkMs;
+
+/**
  * Read replicas (DATABASE_REPLICA_URLS), over MikroORM's own replica connections, with the choice of
  * replica made here rather than at random:
  *
@@ -105,17 +113,20 @@ export class ReadRouting {
     return this.replicas.map(({ name, healthy, lagMs, replayed, problem }) => ({ name, healthy, lagMs, replayed, problem }));
   }
 
-  /** The primary's WAL position now (after a write's commit), as a number. */
-  async writePosition(): Promise<number> {
-    const em = attributedFork(this.orm.em, 'write-position');
-    const [row] = await em.getConnection('write').execute<{ lsn: string }[]>('select pg_current_wal_lsn()::text as lsn', [], 'all', undefined, em.getLoggerContext());
+  /**
+   * The primary's WAL position now (after a write's commit, or when a tag version is made anew), as a
+   * number; its statement counts against the request whose logger context is given.
+   */
+  async writePosition(loggerContext?: Record<string, unknown>): Promise<number> {
+    const context = loggerContext ?? attributedFork(this.orm.em, 'write-position').getLoggerContext();
+    const [row] = await this.orm.em.getConnection('write').execute<{ lsn: string }[]>('select pg_current_wal_lsn()::text as lsn', [], 'all', undefined, context);
     return lsnToNumber(row?.lsn);
   }
 
   /** The position of the viewer's latest write (0: none known); fails open to 0 with a counted error. */
   async viewerPosition(viewerId: number): Promise<number> {
     try {
-      return await this.cache.readMark(`lsn:user:${viewerId}`);
+      return await this.cache.readMark(`lsn:user:${viewerId}`, lossWindowMs(this.options));
     } catch (err) {
       this.cache.noteError(err);
       // Not knowing the viewer's last write, their reads must go to the primary.
@@ -166,8 +177,12 @@ export class ReadRouting {
         try {
           return await replica.connection.execute<T[]>(sql, params as unknown[], 'all', undefined, loggerContext);
         } catch (err) {
-          // Whatever went wrong there, the primary answers; a replica that could not answer at all
-          // leaves the rotation until its next good check.
+          // A statement that ran out of time is slow, not a replica that is down: it stays in the
+          // rotation, and the primary is not asked to run it too (it would be as slow there, and
+          // the request would wait twice). The request gets its SERVICE_UNAVAILABLE.
+          if (isStatementTimeout(err)) throw err;
+          // Whatever else went wrong there, the primary answers; a replica that could not answer at
+          // all leaves the rotation until its next good check.
           this.fallbacks++;
           if (!isSqlError(err)) this.markDown(replica, (err as Error).message);
           return this.orm.em.getConnection('write').execute<T[]>(sql, params as unknown[], 'all', undefined, loggerContext);
@@ -256,6 +271,11 @@ export class ReadRouting {
       },
     });
   }
+}
+
+/** 57014 query_canceled: the statement ran past statement_timeout (or was cancelled). */
+function isStatementTimeout(err: unknown): boolean {
+  return (err as { code?: unknown })?.code === '57014';
 }
 
 /** An error PostgreSQL answered for the statement itself (it has a SQLSTATE), not a lost connection. */

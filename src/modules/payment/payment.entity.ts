@@ -41,7 +41,7 @@ export enum PaymentStatus {
 })
 export class Payment {
   [EntityRepositoryType]?: PaymentRepository;
-  [OptionalProps]?: 'status' | 'amountRefunded' | 'stripeAttempt' | 'createdAt' | 'updatedAt' | 'refundRequestedTotal';
+  [OptionalProps]?: 'status' | 'amountRefunded' | 'stripeAttempt' | 'refundAttempt' | 'createdAt' | 'updatedAt' | 'refundRequestedTotal';
 
   @PrimaryKey({ type: 'integer', autoincrement: true })
   id!: number;
@@ -81,6 +81,14 @@ export class Payment {
    */
   @Property({ type: 'integer', default: 0 })
   stripeAttempt: number = 0;
+
+  /**
+   * How many refund requests Stripe answered with a server error. As for intents, Stripe replays a
+   * saved 500 under its key, so the next try uses a new one; and as a 500 leaves open whether the
+   * refund was made, that try first asks Stripe for the payment's refunds (see `refundPayment`).
+   */
+  @Property({ type: 'integer', default: 0 })
+  refundAttempt: number = 0;
 
   /** Minor units refunded so far (partial refunds keep the status COMPLETED). */
   @Property({ type: 'integer', default: 0 })

@@ -355,6 +355,11 @@ export class PaymentRepository extends EntityRepository<Payment> {
     await queryRows(this.getEntityManager(), 'update payments set stripe_attempt = stripe_attempt + 1 where id = ? and stripe_attempt = ?', [id, attempt]);
   }
 
+  /** Stripe saved a 500 under the current refund key: the next refund try uses a new one (after asking Stripe). */
+  async nextRefundAttempt(id: number, attempt: number): Promise<void> {
+    await queryRows(this.getEntityManager(), 'update payments set refund_attempt = refund_attempt + 1 where id = ? and refund_attempt = ?', [id, attempt]);
+  }
+
   /** PENDING -> FAILED with the provider's reason; false (nothing changed) if it is no longer PENDING. */
   async failPending(id: number, reason: string, actorId: number | null): Promise<boolean> {
     const rows = await queryRows(

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { SqlEntityManager } from '@mikro-orm/postgresql';
 import Stripe from 'stripe';
 import { Payment, PaymentStatus } from './payment.entity.js';
@@ -137,7 +138,7 @@ export function createPaymentService() {
         return paymentNow(deps, id);
       }
       try {
-        await stripe.paymentIntents.cancel(intentId, {}, { idempotencyKey: `cancel:${id}` });
+        await stripe.paymentIntents.cancel(intentId, {}, { idempotencyKey: cancelKey(id) });
       } catch (err) {
         if (err instanceof Stripe.errors.StripeInvalidRequestError) throw new ConflictError(`Stripe refused to cancel: ${err.message}`);
         throw new PaymentProviderUnavailableError('The payment provider is unavailable; retry the cancelation');
@@ -166,12 +167,25 @@ export function createPaymentService() {
       }
       const intentId = payment.stripePaymentId;
       if (!intentId) throw new ConflictError('the payment has no Stripe PaymentIntent to refund');
-      const key = idempotencyKey ? `refund:${id}:${idempotencyKey}` : `refund:${id}:${payment.amountRefunded}:${refund}`;
-      try {
-        await stripe.refunds.create({ payment_intent: intentId, amount: refund, metadata: { paymentId: String(id) } }, { idempotencyKey: key });
-      } catch (err) {
-        if (err instanceof Stripe.errors.StripeInvalidRequestError) throw new ConflictError(`Stripe refused the refund: ${err.message}`);
-        throw new PaymentProviderUnavailableError('The payment provider is unavailable; retry the refund (it will not be made twice)');
+      // The refund this request stands for, whatever Idempotency-Key it ends up sent under.
+      const refundKey = idempotencyKey ? `refund:${id}:${idempotencyKey}` : `refund:${id}:${payment.amountRefunded}:${refund}`;
+      const attempt = payment.refundAttempt;
+      const unavailable = () => new PaymentProviderUnavailableError('The payment provider is unavailable; retry the refund (it will not be made twice)');
+      // After a server error under a key, Stripe replays that error for it, and whether the refund was
+      // made is open: Stripe's list of the intent's refunds says, before anything is sent under a new key.
+      const made = attempt > 0 ? await callStripe(() => findRefund(stripe, intentId, refundKey), unavailable) : null;
+      if (!made) {
+        try {
+          await stripe.refunds.create(
+            { payment_intent: intentId, amount: refund, metadata: { paymentId: String(id), refundKey } },
+            { idempotencyKey: attempt === 0 ? refundKey : `${refundKey}:${attempt}` },
+          );
+        } catch (err) {
+          if (err instanceof Stripe.errors.StripeInvalidRequestError) throw new ConflictError(`Stripe refused the refund: ${err.message}`);
+          // A timeout or a lost connection keeps the key: Stripe replays a refund it did make.
+          if (err instanceof Stripe.errors.StripeAPIError) await payments(deps).nextRefundAttempt(id, attempt);
+          throw unavailable();
+        }
       }
       // In flight until Stripe's webhook records it; reconciliation asks Stripe if it never does.
       const requested = payment.amountRefunded + refund;
@@ -235,18 +249,33 @@ async function completeIntent(deps: PaymentDeps, stripe: StripeClient, id: numbe
   });
   if (link === 'refused') {
     // Canceled while Stripe was creating the intent: the intent must not stay payable.
-    await stripe.paymentIntents.cancel(intent.id, {}, { idempotencyKey: `cancel:${id}` }).catch(() => undefined);
+    await stripe.paymentIntents.cancel(intent.id, {}, { idempotencyKey: cancelKey(id) }).catch(() => undefined);
     return { payment: await paymentNow(deps, id), clientSecret: null };
   }
   await deps.invalidate(paymentWriteTags({ id, userId, stripePaymentIds: [intent.id] }));
   return { payment: await paymentNow(deps, id), clientSecret: intent.client_secret };
 }
 
-async function callStripe<T>(call: () => Promise<T>): Promise<T> {
+async function callStripe<T>(call: () => Promise<T>, unavailable = () => new PaymentProviderUnavailableError()): Promise<T> {
   try {
     return await call();
   } catch {
-    throw new PaymentProviderUnavailableError();
+    throw unavailable();
   }
 }
+
+/** The refund of this intent that was asked for as `refundKey` (our metadata), if Stripe made it. */
+async function findRefund(stripe: StripeClient, intentId: string, refundKey: string): Promise<Stripe.Refund | null> {
+  for await (const refund of stripe.refunds.list({ payment_intent: intentId, limit: 100 })) {
+    if (refund.metadata?.refundKey === refundKey) return refund;
+  }
+  return null;
+}
+
+/**
+ * A key for one cancel call. Canceling is idempotent by nature (a canceled intent stays canceled) and
+ * the SDK's own retries within the call reuse it; a new call gets a new key, so a server error Stripe
+ * saved under an earlier one is never replayed to it.
+ */
+const cancelKey = (id: number) => `cancel:${id}:${randomUUID()}`;
 

@@ -110,7 +110,8 @@ export class ResponseCache {
     private readonly options: ResponseCacheOptions,
   ) {
     this.memory = cache.isShared ? null : new MemoryResponses(options.maxMemoryBytes);
-    this.shared = cache.isShared ? cache.keyValueStore('r:') : null;
+    // Per build, like the query cache's entries: another version of the server renders other bodies.
+    this.shared = cache.isShared ? cache.keyValueStore(`r:${cache.build}:`) : null;
     if (options.registry) {
       const totals = this.totals;
       new Counter({
@@ -139,13 +140,18 @@ export class ResponseCache {
    */
   plan(body: unknown, headers: Record<string, string | string[] | undefined>, viewer: Viewer | null): ResponseCachePlan {
     if (body === null || typeof body !== 'object' || Array.isArray(body)) return { bypass: 'batch or no body' };
+    // Every data field needs a viewer: nothing an anonymous client asks for is worth keeping, and
+    // whatever it could make the server keep (a made-up variable, an extension) would be its to fill.
+    if (!viewer) return { bypass: 'anonymous' };
     const cacheControl = headers['cache-control'];
     if (cacheControl !== undefined && /\bno-(cache|store)\b/i.test(String(cacheControl))) return { bypass: 'no-cache' };
     const { query, operationName, variables, extensions } = body as GraphQLBody;
     if (typeof query === 'string' && (MUTATION_OR_SUBSCRIPTION.test(query) || INTROSPECTION.test(query))) return { bypass: 'not a query' };
     const accept = headers.accept;
+    // Only what can change the response is part of the key: the APQ hash (the one extension the server
+    // reads), and the variables the document names (GraphQL ignores the others).
     const key = createHash('sha256')
-      .update(JSON.stringify([query ?? null, operationName ?? null, variables ?? null, extensions ?? null, viewer?.id ?? null, viewer?.role ?? null, accept ?? null]))
+      .update(JSON.stringify([query ?? null, operationName ?? null, keyedVariables(query, variables), persistedQueryHash(extensions), viewer.id, viewer.role, accept ?? null]))
       .digest('base64url');
     return { key };
   }
@@ -221,6 +227,24 @@ export class ResponseCache {
     const text = await this.shared!.get(key);
     return text === undefined ? undefined : (JSON.parse(text) as StoredResponse);
   }
+}
+
+/** `extensions.persistedQuery.sha256Hash`, the only extension that changes what runs; null without one. */
+function persistedQueryHash(extensions: unknown): string | null {
+  const hash = (extensions as { persistedQuery?: { sha256Hash?: unknown } } | null | undefined)?.persistedQuery?.sha256Hash;
+  return typeof hash === 'string' ? hash : null;
+}
+
+/**
+ * The variables a response can depend on, in a fixed order: those the document names (`$name`). A
+ * document sent by hash alone is not known here, so all of its variables count.
+ */
+function keyedVariables(query: unknown, variables: unknown): [string, unknown][] | null {
+  if (variables === null || typeof variables !== 'object' || Array.isArray(variables)) return null;
+  const named = typeof query === 'string' ? new Set([...query.matchAll(/\$([_A-Za-z][_0-9A-Za-z]*)/g)].map((m) => m[1]!)) : null;
+  return Object.entries(variables as Record<string, unknown>)
+    .filter(([name]) => !named || named.has(name))
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 /** A debug body without what belonged to the request that made it (statement counts, cache stats). */

@@ -24,7 +24,7 @@ export function createUserLoaders(cache: QueryCache) {
         const byId = new Map(found.map((row) => [row.id, row]));
         return missing.map(([id]) => byId.get(id) ?? null);
       });
-      for (const row of rows) if (row) remember(row);
+      for (const row of rows) if (row && !(row instanceof Error)) remember(row);
       return rows;
     }),
     { maxBatchSize: 1000 },
