@@ -243,6 +243,10 @@ describe.skipIf(!redisUrl)('payment subscriptions across two instances on one Re
   }, 60_000);
 
   it('exports sockets, subscriptions, events published and delivered in /metrics', async () => {
+    // The previous test's subscription winds down after its dispose: until it has, a count of 1
+    // would not say that this one is there.
+    for (let i = 0; i < 200 && t.app.realtime.activeSubscriptions > 0; i++) await sleep(10);
+    expect(t.app.realtime.activeSubscriptions).toBe(0);
     const sub = subscribeWith(client(admin), PAYMENT_UPDATED);
     await untilSubscribed(t.app, 1);
     const { intent } = await createPayment(t.app, user2);
