@@ -1,4 +1,3 @@
-import { expect } from 'vitest';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createApp, type App, type AppOptions } from '../../src/app.js';
 import { seedDemoData, type SeedOptions } from '../../src/db/seeders/demo.seeder.js';
@@ -98,14 +97,6 @@ export function testEnv(databaseUrl: string): Record<string, string> {
   };
 }
 
-/**
- * A statement count as a budget: exact with the caches off (what a cold cache costs), at most the
- * budget with production's caches on (a warm cache may answer with fewer, or none).
- */
-export function expectStatements(result: { statements: number }, budget: number): void {
-  if (productionCaches) expect(result.statements).toBeLessThanOrEqual(budget);
-  else expect(result.statements).toBe(budget);
-}
 
 /**
  * A real app on a fresh database of its own: migrations applied, optionally seeded, driven through
