@@ -154,4 +154,13 @@ export async function processFaults(server: ServerProcess): Promise<number> {
   return [...text.matchAll(/^process_faults_total\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
 }
 
+/** One line of what a fault case saw, for the run's log (README, Failure modes, quotes these). */
+export function reportFault(name: string, report: LoadReport, recovery: number | null = null): void {
+  const codes = Object.entries(report.byCode).map(([code, n]) => `${code} ${n}`).join(', ') || 'none';
+  console.log(
+    `[faults] ${name}: ${report.total} requests, ${report.ok} with data, errors ${codes}, unanswered ${report.unanswered}, uncoded ${report.uncoded}, ` +
+      `stale ${report.stale} of ${report.writes} writes read back${recovery === null ? '' : `, normal ${recovery} ms after the fault ended`}`,
+  );
+}
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

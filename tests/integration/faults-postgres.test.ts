@@ -7,6 +7,7 @@ import {
   loadTokens,
   prepareDatabase,
   recoveryMs,
+  reportFault,
   sleep,
   startLoad,
   startProductionServer,
@@ -55,6 +56,7 @@ describe.skipIf(!redisUrl)('PostgreSQL faults under load', () => {
     await locker.end();
     const report = await load;
 
+    reportFault('PostgreSQL stalled 4 s (statement timeout 400 ms)', report, recoveryMs(report, released));
     expectAnsweredAndCoded(report, ['SERVICE_UNAVAILABLE']);
     // The stall was real: statements ran out of time, and those requests said so.
     expect(report.byCode.SERVICE_UNAVAILABLE).toBeGreaterThan(0);
@@ -80,6 +82,7 @@ describe.skipIf(!redisUrl)('PostgreSQL faults under load', () => {
     await killer.end();
     const report = await load;
 
+    reportFault(`every connection killed twice (${killed} backends)`, report, recoveryMs(report, done));
     expect(killed).toBeGreaterThan(0);
     expectAnsweredAndCoded(report, ['SERVICE_UNAVAILABLE']);
     expect(recoveryMs(report, done)!).toBeLessThanOrEqual(1000);
@@ -122,6 +125,7 @@ describe.skipIf(!redisUrl)('PostgreSQL stopped and started again under load', ()
     const up = Date.now();
     const report = await load;
 
+    reportFault('PostgreSQL stopped 3 s, then started', report, recoveryMs(report, up));
     expectAnsweredAndCoded(report, ['SERVICE_UNAVAILABLE']);
     // While it was down, requests that needed it failed with the code (some were answered by the caches).
     const downBuckets = report.buckets.slice(Math.ceil((down - report.startedAt) / report.bucketMs), Math.floor((up - report.startedAt) / report.bucketMs));

@@ -1,7 +1,7 @@
 import { createClient } from '@keyv/redis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { expectAlive, expectAnsweredAndCoded, loadTokens, prepareDatabase, recoveryMs, sleep, startLoad, startProductionServer, type LoadTokens } from '../helpers/faults.js';
+import { expectAlive, expectAnsweredAndCoded, loadTokens, prepareDatabase, recoveryMs, reportFault, sleep, startLoad, startProductionServer, type LoadTokens } from '../helpers/faults.js';
 import { hasRedisServer, RedisProcess } from '../helpers/redis-server.js';
 import type { ServerProcess } from '../helpers/server-process.js';
 
@@ -54,6 +54,7 @@ describe.skipIf(!hasRedisServer())('Redis faults under load', () => {
     const back = Date.now();
     const report = await load;
 
+    reportFault('Redis stopped 3 s, then started empty', report, recoveryMs(report, back));
     expectAnsweredAndCoded(report, []);
     expect(report.ok).toBe(report.total);
     expect(report.writes).toBeGreaterThan(20);
@@ -76,6 +77,7 @@ describe.skipIf(!hasRedisServer())('Redis faults under load', () => {
     await client.close();
     const report = await load;
 
+    reportFault('Redis FLUSHALL twice', report);
     expectAnsweredAndCoded(report, []);
     expect(report.ok).toBe(report.total);
     expect(report.stale).toBe(0);
@@ -94,6 +96,7 @@ describe.skipIf(!hasRedisServer())('Redis faults under load', () => {
     const evicted = Number(/evicted_keys:(\d+)/.exec(await client.info('stats'))?.[1] ?? 0);
     await client.close();
 
+    reportFault(`Redis evicting (${evicted} keys evicted), write on A, read on B`, report);
     // The fault was real: Redis evicted keys while the load ran.
     expect(evicted).toBeGreaterThan(0);
     expectAnsweredAndCoded(report, []);

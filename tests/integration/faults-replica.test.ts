@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { expectAlive, expectAnsweredAndCoded, loadTokens, METRICS_TOKEN, prepareDatabase, recoveryMs, sleep, startLoad, startProductionServer, type LoadTokens } from '../helpers/faults.js';
+import { expectAlive, expectAnsweredAndCoded, loadTokens, METRICS_TOKEN, prepareDatabase, recoveryMs, reportFault, sleep, startLoad, startProductionServer, type LoadTokens } from '../helpers/faults.js';
 import { ReplicaCluster } from '../helpers/replica-cluster.js';
 import type { ServerProcess } from '../helpers/server-process.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
@@ -57,6 +57,7 @@ describe.skipIf(!redisUrl)('replica faults under load', () => {
       await cluster.startReplica();
       const report = await load;
 
+      reportFault('replica stopped 3 s', report);
       expectAnsweredAndCoded(report, []);
       expect(report.ok).toBe(report.total);
       expect(report.stale).toBe(0);
@@ -91,6 +92,7 @@ describe.skipIf(!redisUrl)('replica faults under load', () => {
       const flipped = Date.now();
       const report = await load;
 
+      reportFault('switchover (primary stopped, replica promoted, address flipped)', report, recoveryMs(report, flipped));
       expectAnsweredAndCoded(report, ['SERVICE_UNAVAILABLE']);
       expect(report.stale).toBe(0);
       expect(recoveryMs(report, flipped)).not.toBeNull();

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { expectAlive, expectAnsweredAndCoded, loadTokens, prepareDatabase, sleep, startLoad, startProductionServer, type LoadTokens } from '../helpers/faults.js';
+import { expectAlive, expectAnsweredAndCoded, loadTokens, prepareDatabase, reportFault, sleep, startLoad, startProductionServer, type LoadTokens } from '../helpers/faults.js';
 import type { ServerProcess } from '../helpers/server-process.js';
 import { signedEvent, stripeEnvFor, StripeDouble } from '../helpers/stripe-double.js';
 
@@ -76,6 +76,7 @@ describe.skipIf(!redisUrl)('Stripe faults under load', () => {
     const attempts = [...(await slowRefunds), ...(await failingRefunds)];
     const report = await load;
 
+    reportFault(`Stripe slow, then 500s (${report.payments.length} payments created; refunds took ${attempts.join('/')} tries)`, report);
     expectAnsweredAndCoded(report, ['PAYMENT_PROVIDER_UNAVAILABLE']);
     // The faults were real: some creations and the refunds in the 500s had to be retried.
     expect(report.byCode.PAYMENT_PROVIDER_UNAVAILABLE).toBeGreaterThan(0);
