@@ -13,9 +13,11 @@
  * (the Dockerfile's), whatever Node runs this script; BENCH_NODE=<path> runs them on another.
  * BENCH_COMPARE_NODE=<path>[,<path>] adds, interleaved with the others, the app on each of those Nodes
  * (an A/B of runtimes in one run), and BENCH_ASYNC_CONTEXT=1 the app with an AsyncLocalStorage entered
- * for every HTTP request (bench/async-context.ts) on each of its Nodes: what carrying request state in
+ * for every HTTP request (bench/async-context.mjs) on each of its Nodes: what carrying request state in
  * an async context would cost. BENCH_COMPARE_FLAGS='<flags>[;<flags>]' adds the app on production's
  * Node with those Node flags instead of `start:prod`'s (say `--max-semi-space-size=16`).
+ * BENCH_COMPARE_BUILD=<dir> adds the app built in another checkout (its `dist/`, after its own `npm
+ * run build`): a before/after of two versions of the code in one run, on the same database.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -56,6 +58,7 @@ const SERVER_NODE = process.env.BENCH_NODE || path.join(execFileSync('bash', [pa
 const COMPARE_NODES = (process.env.BENCH_COMPARE_NODE ?? '').split(',').filter(Boolean);
 const ASYNC_CONTEXT = process.env.BENCH_ASYNC_CONTEXT === '1';
 const COMPARE_FLAGS = (process.env.BENCH_COMPARE_FLAGS ?? '').split(';').map((f) => f.trim()).filter(Boolean);
+const COMPARE_BUILD = process.env.BENCH_COMPARE_BUILD ? path.resolve(process.env.BENCH_COMPARE_BUILD) : null;
 const nodeVersion = (node: string) => execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
 
 /** BENCH_TRACING=1,0.1: also run the app with OpenTelemetry on at these sampling ratios (to a local receiver). */
@@ -75,7 +78,17 @@ interface Result {
 
 // --- database ----------------------------------------------------------------------------------
 
-async function createDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+interface BenchDatabase {
+  url: string;
+  /**
+   * A copy of the seeded database (`create database ... template`) for one app: each instance is
+   * declared the only one on its database (SINGLE_INSTANCE), as the instances of the bench share nothing.
+   */
+  copy(): Promise<string>;
+  drop(): Promise<void>;
+}
+
+async function createDatabase(): Promise<BenchDatabase> {
   let serverUrl = process.env.DATABASE_URL;
   let stopEmbedded: (() => Promise<void>) | null = null;
   if (!serverUrl) {
@@ -95,15 +108,31 @@ async function createDatabase(): Promise<{ url: string; drop: () => Promise<void
   await client.connect();
   await client.query(`create database ${name}`);
   await client.end();
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    drop: async () => {
-      const c = new pg.Client({ connectionString: admin.toString() });
-      await c.connect();
-      await c.query(`drop database if exists ${name} with (force)`);
+  const at = (database: string) => {
+    const url = new URL(serverUrl);
+    url.pathname = `/${database}`;
+    return url.toString();
+  };
+  const adminQuery = async (sql: string) => {
+    const c = new pg.Client({ connectionString: admin.toString() });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
       await c.end();
+    }
+  };
+  const copies: string[] = [];
+  return {
+    url: at(name),
+    async copy() {
+      const copyName = `${name}_${copies.length + 1}`;
+      await adminQuery(`create database ${copyName} template ${name}`);
+      copies.push(copyName);
+      return at(copyName);
+    },
+    drop: async () => {
+      for (const database of [...copies, name]) await adminQuery(`drop database if exists ${database} with (force)`);
       await stopEmbedded?.();
     },
   };
@@ -117,9 +146,9 @@ interface Running {
   stop(): Promise<void>;
 }
 
-async function startProcess(label: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp, node = SERVER_NODE): Promise<Running> {
+async function startProcess(label: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp, node = SERVER_NODE, cwd = root): Promise<Running> {
   const port = await freePort();
-  const child = spawn(node, args, { cwd: root, env: { ...process.env, ...env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(node, args, { cwd, env: { ...process.env, ...env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (c) => (output += c));
   child.stderr!.on('data', (c) => (output += c));
@@ -153,15 +182,16 @@ function productionNodeArgs(): string[] {
   return words.slice(words.indexOf('node') + 1);
 }
 
-function startApp(
-  databaseUrl: string,
+async function startApp(
+  db: BenchDatabase,
   cache: boolean,
   extraEnv: Record<string, string> = {},
   label?: string,
-  runtime: { node?: string; preload?: string[]; flags?: string[] } = {},
+  runtime: { node?: string; preload?: string[]; flags?: string[]; /** Another checkout's build. */ cwd?: string } = {},
 ): Promise<Running> {
   const production = productionNodeArgs();
   const args = runtime.flags ? [...runtime.flags, ...production.filter((a) => !a.startsWith('--'))] : production;
+  const databaseUrl = await db.copy();
   return startProcess(
     label ?? (cache ? 'app (cache on)' : 'app'),
     [...(runtime.preload ?? []), ...args],
@@ -169,6 +199,7 @@ function startApp(
       ...extraEnv,
       NODE_ENV: 'production',
       DATABASE_URL: databaseUrl,
+      SINGLE_INSTANCE: 'true',
       JWT_SECRET,
       METRICS_TOKEN,
       HOST: '127.0.0.1',
@@ -179,6 +210,7 @@ function startApp(
     },
     /ready at/,
     runtime.node,
+    runtime.cwd,
   );
 }
 
@@ -397,23 +429,23 @@ async function main(): Promise<void> {
     };
 
     const results: Result[] = [];
-    const baseline = await startBaseline(db.url);
+    const baseline = await startBaseline(await db.copy());
     servers.push(baseline);
-    const app = await startApp(db.url, false);
+    const app = await startApp(db, false);
     servers.push(app);
     for (const scenario of scenarios) await checkSameAnswers(app, baseline, scenario, tokens);
     log('the app and the baseline give the same answers for every scenario');
     // The cache-on server runs beside the others (idle but for its own slices), so that its figures
     // are interleaved with the cache-off ones they are compared with.
-    const cached = scenarios.some((s) => WARM_SCENARIOS.includes(s.name)) ? await startApp(db.url, true, { RESPONSE_CACHE_ENABLED: 'false' }) : null;
+    const cached = scenarios.some((s) => WARM_SCENARIOS.includes(s.name)) ? await startApp(db, true, { RESPONSE_CACHE_ENABLED: 'false' }) : null;
     if (cached) servers.push(cached);
-    const responseCached = scenarios.some((s) => RESPONSE_CACHE_SCENARIOS.includes(s.name)) ? await startApp(db.url, true, {}, 'app (response cache on)') : null;
+    const responseCached = scenarios.some((s) => RESPONSE_CACHE_SCENARIOS.includes(s.name)) ? await startApp(db, true, {}, 'app (response cache on)') : null;
     if (responseCached) servers.push(responseCached);
     const receiver = TRACING_RATIOS.length > 0 ? await startTraceReceiver() : null;
     const traced: Target[] = [];
     for (const ratio of TRACING_RATIOS) {
       const name = `app (tracing ${Math.round(ratio * 100)}%)`;
-      const server = await startApp(db.url, false, { OTEL_EXPORTER_OTLP_ENDPOINT: receiver!.url, OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: String(ratio) }, name);
+      const server = await startApp(db, false, { OTEL_EXPORTER_OTLP_ENDPOINT: receiver!.url, OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: String(ratio) }, name);
       servers.push(server);
       traced.push({ name, server });
     }
@@ -421,16 +453,20 @@ async function main(): Promise<void> {
     const variants: Target[] = [];
     for (const node of COMPARE_NODES) {
       const name = `app (node ${nodeVersion(node)})`;
-      variants.push({ name, server: await startApp(db.url, false, {}, name, { node }) });
+      variants.push({ name, server: await startApp(db, false, {}, name, { node }) });
+    }
+    if (COMPARE_BUILD) {
+      const name = `app (${path.basename(COMPARE_BUILD)})`;
+      variants.push({ name, server: await startApp(db, false, {}, name, { cwd: COMPARE_BUILD }) });
     }
     for (const flags of COMPARE_FLAGS) {
       const name = `app (${flags})`;
-      variants.push({ name, server: await startApp(db.url, false, {}, name, { flags: flags.split(/\s+/) }) });
+      variants.push({ name, server: await startApp(db, false, {}, name, { flags: flags.split(/\s+/) }) });
     }
     if (ASYNC_CONTEXT) {
       for (const node of [SERVER_NODE, ...COMPARE_NODES]) {
         const name = `app (async context, node ${nodeVersion(node)})`;
-        variants.push({ name, server: await startApp(db.url, false, {}, name, { node, preload: ['--import', path.join(root, 'bench/async-context.mjs')] }) });
+        variants.push({ name, server: await startApp(db, false, {}, name, { node, preload: ['--import', path.join(root, 'bench/async-context.mjs')] }) });
       }
     }
     servers.push(...variants.map((v) => v.server));

@@ -24,7 +24,8 @@ import { statementMonitor } from './core/slow-statements.js';
 import { jitGateway } from './core/jit-executor.js';
 import { HotDocumentStore } from './core/document-store.js';
 import { buildId } from './core/build-id.js';
-import { cachePolicyPlugin, debugStatsPlugin, errorResponsePlugin, graphqlOverHttpStatusPlugin, nPlusOnePlugin, operationLogPlugin, persistedQueryRegistrationPlugin } from './core/apollo-plugins.js';
+import { clientRequestIdOf } from './core/request-id.js';
+import { debugStatsPlugin, errorResponsePlugin, graphqlOverHttpStatusPlugin, nPlusOnePlugin, operationLogPlugin, requestPolicyPlugin } from './core/apollo-plugins.js';
 import { CacheService } from './core/cache/index.js';
 import { createStripeClient } from './modules/payment/stripe.client.js';
 import { createPaymentService } from './modules/payment/payment.service.js';
@@ -36,8 +37,6 @@ import { secretKey, TokenVerifier } from './modules/auth/auth.js';
 import { ReadRouting } from './db/replicas/read-routing.js';
 import { SingleInstanceLease } from './db/single-instance.js';
 import { ResponseCache, type ResponseCacheResult } from './modules/response-cache/response-cache.js';
-
-const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 /** JSON lines (pino) in production and tests; pretty lines in development when pino-pretty is installed. */
 function loggerOptions(config: Config, stream: AppOptions['logStream']) {
@@ -153,14 +152,14 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     logController: new LogController({ disableRequestLogging: true }),
     // Requests that arrive while closing are still served (with Connection: close); see main.ts.
     return503OnClosing: false,
-    // The client's x-request-id when it is a sane token, else a new UUID; echoed on every response.
-    genReqId: (req) => {
-      const incoming = req.headers['x-request-id'];
-      return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    },
+    // The request's identity is made here, whatever the client sends (see core/request-id.ts).
+    genReqId: () => randomUUID(),
   });
   fastify.addHook('onSend', async (request, reply) => {
     void reply.header('x-request-id', request.id);
+    // The client's own id, recorded beside ours, goes back to it under its own name.
+    const client = clientRequestIdOf(request.headers);
+    if (client) void reply.header('x-client-request-id', client);
   });
   // Errors before GraphQL runs (unparsable JSON, media type, body too large...) answer in GraphQL's
   // shape with a code; anything unexpected is logged and masked.
@@ -232,8 +231,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     ApolloServerPluginUsageReportingDisabled(),
     ...(armor.plugins as ApolloServerPlugin<Context>[]),
     paginationCostPlugin(config.graphql.maxCost),
-    cachePolicyPlugin(),
-    persistedQueryRegistrationPlugin(),
+    requestPolicyPlugin(),
     operationLogPlugin(fastify.log),
     metrics.plugin,
     nPlusOnePlugin(config.nPlusOne.mode, fastify.log, { exposeShapes: !config.isProduction }),
@@ -327,7 +325,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
               const seconds = (performance.now() - started) / 1000;
               metrics.observeAnswered(hit.operationName, seconds);
               request.log.info(
-                { requestId: request.id, operation: hit.operationName, viewer: context.viewer?.id ?? null, outcome: 'ok', durationMs: Math.round(seconds * 10_000) / 10, sql: { statements: 0, durationMs: 0 }, responseCache: 'hit' },
+                { requestId: request.id, clientRequestId: context.clientRequestId ?? undefined, operation: hit.operationName, viewer: context.viewer?.id ?? null, outcome: 'ok', durationMs: Math.round(seconds * 10_000) / 10, sql: { statements: 0, durationMs: 0 }, responseCache: 'hit' },
                 'graphql operation',
               );
               return reply.code(200).header('content-type', hit.contentType).header('x-response-cache', 'hit').send(hit.body);

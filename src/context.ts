@@ -11,11 +11,14 @@ import type { PaymentEvent, PaymentEventBus } from './modules/realtime/payment-e
 import type { ReadRouting } from './db/replicas/read-routing.js';
 import { isDatabaseUnavailable } from './core/db-errors.js';
 import { ServiceUnavailableError } from './core/errors.js';
+import { clientRequestIdOf } from './core/request-id.js';
 
 /** Everything a resolver may use; made fresh for every GraphQL request by `buildContext`. */
 export interface Context extends RequestScope {
-  /** Correlates logs and responses (Fastify's request id: the client's `x-request-id` when sane). */
+  /** The request's identity in logs, traces and the audit log: made by the server (Fastify's request id). */
   requestId: string;
+  /** The `x-request-id` the client sent, when sane: recorded beside `requestId`, never instead of it. */
+  clientRequestId: string | null;
   /** This request's own fork: its identity map and logger context belong to this request only. */
   em: SqlEntityManager;
   /** From the bearer token, checked against the user as it is now (see `currentViewer`); null without a token. */
@@ -79,14 +82,19 @@ export async function buildContext(
 ): Promise<Context> {
   const authorization = headers.authorization;
   const claims = await deps.tokens.viewerFromAuthorization(Array.isArray(authorization) ? authorization[0] : authorization);
-  return contextFor(deps, requestId, claims, { fresh: wantsFreshData(headers['cache-control']) });
+  return contextFor(deps, requestId, claims, { fresh: wantsFreshData(headers['cache-control']), clientRequestId: clientRequestIdOf(headers) });
 }
 
 /**
  * The context of one request (or one subscription operation): its fork, cache scope and loaders, and
  * the viewer checked against the user as they are now. `claims` come from a verified token.
  */
-export async function contextFor(deps: ContextDeps, requestId: string, claims: Viewer | null, options: { fresh: boolean }): Promise<Context> {
+export async function contextFor(
+  deps: ContextDeps,
+  requestId: string,
+  claims: Viewer | null,
+  options: { fresh: boolean; clientRequestId?: string | null },
+): Promise<Context> {
   const sql = new SqlStats({ keepTexts: deps.keepSqlTexts, nPlusOneThreshold: deps.nPlusOneThreshold });
   const em = attributedFork(deps.orm.em, requestId, sql);
   const cache = new QueryCache(deps.cache, { enabled: deps.queryCacheEnabled && !options.fresh, em });
@@ -94,15 +102,18 @@ export async function contextFor(deps: ContextDeps, requestId: string, claims: V
   const loaders = createLoaders(cache);
   let viewer: Viewer | null = null;
   if (claims) {
-    const current = await currentViewer(claims, em, deps.cache, { fresh: options.fresh, dependencies: cache.dependencies }).catch((err: unknown) => {
+    let current: Awaited<ReturnType<typeof currentViewer>>;
+    try {
+      current = await currentViewer(claims, em, deps.cache, { fresh: options.fresh, dependencies: cache.dependencies });
+    } catch (err) {
       // The request cannot be answered without its viewer: a 503 to retry, not a failed context (500).
       throw isDatabaseUnavailable(err) ? new ServiceUnavailableError(err) : err;
-    });
+    }
     viewer = current.viewer;
     cache.actorId = viewer.id;
     loaders.primeUsers([current.row]);
   }
   // Reads may go to a replica that has replayed the viewer's own latest write (see src/db/replicas).
   if (deps.routing?.configured) cache.routeReads(deps.routing.forRequest(em, viewer?.id ?? null));
-  return { requestId, em, viewer, loaders, sql, cache, stripe: deps.stripe, payments: deps.payments, events: deps.events };
+  return { requestId, clientRequestId: options.clientRequestId ?? null, em, viewer, loaders, sql, cache, stripe: deps.stripe, payments: deps.payments, events: deps.events };
 }

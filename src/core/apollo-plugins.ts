@@ -1,4 +1,4 @@
-import type { ApolloServerPlugin } from '@apollo/server';
+import type { ApolloServerPlugin, GraphQLRequestContextDidResolveOperation } from '@apollo/server';
 import Negotiator from 'negotiator';
 import type { FastifyBaseLogger } from 'fastify';
 import type { RequestScope } from './request-scope.js';
@@ -6,32 +6,24 @@ import { isClientErrorCode, RETRY_AFTER_SECONDS } from './errors.js';
 import { isDatabaseUnavailable } from './db-errors.js';
 import { currentTraceId } from './tracing.js';
 
-/** Mutations never read through the cache: a write must see, and act on, the data as it is. */
-export function cachePolicyPlugin(): ApolloServerPlugin<RequestScope> {
-  return {
-    async requestDidStart() {
-      return {
-        async didResolveOperation({ operation, contextValue }) {
-          if (operation?.operation !== 'query') contextValue.cache.disable();
-        },
-      };
+/**
+ * What a request may keep and read, decided once its operation is known (one plugin, one hook: each
+ * plugin costs every request a listener):
+ * - mutations never read through the cache: a write must see, and act on, the data as it is;
+ * - automatic persisted queries are registered (kept in the shared store for a day) for viewers with
+ *   a token only: an anonymous client may still send any document in full, but cannot make the server
+ *   keep one. Apollo registers after `didResolveOperation`, so this is where it is told not to.
+ */
+export function requestPolicyPlugin(): ApolloServerPlugin<RequestScope> {
+  const listener = {
+    async didResolveOperation(requestContext: GraphQLRequestContextDidResolveOperation<RequestScope>) {
+      if (requestContext.operation?.operation !== 'query') requestContext.contextValue.cache.disable();
+      if (!requestContext.contextValue.viewer) requestContext.metrics.persistedQueryRegister = false;
     },
   };
-}
-
-/**
- * Automatic persisted queries are registered (kept in the shared store for a day) for viewers with a
- * token only: an anonymous client may still send any document in full, but cannot make the server
- * keep one. Apollo registers after `didResolveOperation`, so this is where it is told not to.
- */
-export function persistedQueryRegistrationPlugin(): ApolloServerPlugin<RequestScope> {
   return {
     async requestDidStart() {
-      return {
-        async didResolveOperation(requestContext) {
-          if (!requestContext.contextValue.viewer) requestContext.metrics.persistedQueryRegister = false;
-        },
-      };
+      return listener;
     },
   };
 }
@@ -97,6 +89,7 @@ export function operationLogPlugin(log: FastifyBaseLogger): ApolloServerPlugin<R
           log.info(
             {
               requestId: contextValue.requestId,
+              clientRequestId: contextValue.clientRequestId ?? undefined,
               traceId: currentTraceId(),
               operation: operationName ?? null,
               viewer: contextValue.viewer?.id ?? null,

@@ -6,7 +6,10 @@ import type { QueryCache } from './cache/query-cache.js';
  * is written against this, so it never imports the app's context or a module.
  */
 export interface RequestScope {
+  /** The request's own id (server-made). */
   requestId: string;
+  /** The `x-request-id` the client sent, if sane: logged and audited beside `requestId`. */
+  clientRequestId: string | null;
   /** Statements this request sent, with the GraphQL path that sent each shape. */
   sql: SqlStats;
   /** This request's query-cache scope. */

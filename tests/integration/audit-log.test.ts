@@ -34,9 +34,12 @@ interface Entry {
   before: Record<string, unknown> | null;
   after: Record<string, unknown> | null;
   request_id: string | null;
+  client_request_id: string | null;
 }
 const entries = (type: 'USER' | 'PAYMENT', id: number | string) =>
-  t.sql<Entry>('select actor_type, actor_id, action, before, after, request_id from audit_log where entity_type = ? and entity_id = ? order by id', [type, Number(id)]);
+  t.sql<Entry>('select actor_type, actor_id, action, before, after, request_id, client_request_id from audit_log where entity_type = ? and entity_id = ? order by id', [type, Number(id)]);
+/** The request's own id, as the server answered it (the audit log's `request_id`). */
+const serverId = (r: { headers: Record<string, unknown> }) => r.headers['x-request-id'] as string;
 const allEntries = async () => (await t.sql<{ n: number }>('select count(*)::int as n from audit_log'))[0]!.n;
 
 const CREATE_USER = 'mutation($input: CreateUserInput!) { createUser(input: $input) { id } }';
@@ -53,14 +56,15 @@ describe('user writes', () => {
         action: 'create',
         before: null,
         after: { email: 'audited@example.com', name: 'Audited', role: 'USER', isActive: true, deletedAt: null },
-        request_id: 'audit-create-1',
+        request_id: serverId(created),
+        client_request_id: 'audit-create-1',
       },
     ]);
     expect(await t.sql('select created_by, updated_by from users where id = ?', [Number(id)])).toEqual([{ created_by: 1, updated_by: 1 }]);
 
     // The user renames themself: only the changed field, with the user as actor.
     const token = await t.userToken(Number(id));
-    await t.gql(UPDATE_USER, { token, variables: { id, input: { name: 'Renamed', email: 'audited@example.com' } }, headers: { 'x-request-id': 'audit-update-1' } });
+    const renamed = await t.gql(UPDATE_USER, { token, variables: { id, input: { name: 'Renamed', email: 'audited@example.com' } }, headers: { 'x-request-id': 'audit-update-1' } });
     // A change to nothing changes nothing and writes nothing.
     await t.gql(UPDATE_USER, { token, variables: { id, input: { name: 'Renamed' } } });
     await t.gql('mutation($id: ID!) { deleteUser(id: $id) }', { token: admin, variables: { id } });
@@ -71,9 +75,23 @@ describe('user writes', () => {
       ['USER', Number(id), 'update'],
       ['USER', 1, 'delete'],
     ]);
-    expect(log[1]).toMatchObject({ before: { name: 'Audited' }, after: { name: 'Renamed' }, request_id: 'audit-update-1' });
+    expect(log[1]).toMatchObject({ before: { name: 'Audited' }, after: { name: 'Renamed' }, request_id: serverId(renamed), client_request_id: 'audit-update-1' });
     expect(log[2]).toMatchObject({ before: { deletedAt: null }, after: { deletedAt: expect.any(String) } });
     expect(await t.sql('select updated_by from users where id = ?', [Number(id)])).toEqual([{ updated_by: 1 }]);
+  });
+
+  it("a client's x-request-id is recorded beside the request's own id, never as it: two requests sending one id stay two", async () => {
+    const own = (await t.gql(CREATE_USER, { token: admin, variables: { input: { email: 'reused-id@example.com', name: 'Reused' } } })).body.data!.createUser.id as string;
+    const a = await t.gql(UPDATE_USER, { token: admin, variables: { id: own, input: { name: 'Same Client Id A' } }, headers: { 'x-request-id': 'reused-id' } });
+    const b = await t.gql(UPDATE_USER, { token: admin, variables: { id: own, input: { name: 'Same Client Id B' } }, headers: { 'x-request-id': 'reused-id' } });
+    const [ea, eb] = (await entries('USER', own)).slice(-2);
+    expect([ea!.request_id, eb!.request_id]).toEqual([serverId(a), serverId(b)]);
+    expect(serverId(a)).toMatch(/^[0-9a-f-]{36}$/);
+    expect(serverId(a)).not.toBe(serverId(b));
+    expect([ea!.client_request_id, eb!.client_request_id]).toEqual(['reused-id', 'reused-id']);
+    // Through GraphQL too, for ADMINs reading the trail.
+    const read = await t.gql(`{ auditLog(entityType: USER, entityId: "${own}", first: 1) { nodes { requestId clientRequestId } } }`, { token: admin });
+    expect(read.body.data!.auditLog.nodes).toEqual([{ requestId: serverId(b), clientRequestId: 'reused-id' }]);
   });
 
   it('a write that fails leaves no entry and changes nothing', async () => {
@@ -123,35 +141,37 @@ describe('payment writes', () => {
 
   it('create, webhook transitions, refund and cancel: each its entry, by the user or by Stripe (with the event id)', async () => {
     const key = `audit-pay-${++keySeq}`;
-    const { id, stripePaymentId: intent } = (await create(key)).body.data!.createPayment.payment;
+    const first = await create(key);
+    const { id, stripePaymentId: intent } = first.body.data!.createPayment.payment;
     // The same key again: the same payment, no second entry.
     await create(key);
     const succeeded = signedEvent('payment_intent.succeeded', { id: intent, object: 'payment_intent' });
     await deliver(succeeded);
     await deliver(succeeded); // a redelivery changes nothing, writes nothing
-    await t.gql(`mutation { refundPayment(id: "${id}", amount: 1000, idempotencyKey: "audit-refund-${keySeq}") { id } }`, { token: admin, headers: { 'x-request-id': 'req-refund' } });
+    const refund = await t.gql(`mutation { refundPayment(id: "${id}", amount: 1000, idempotencyKey: "audit-refund-${keySeq}") { id } }`, { token: admin, headers: { 'x-request-id': 'req-refund' } });
     const refunded = signedEvent('charge.refunded', { id: `ch_${intent}`, object: 'charge', payment_intent: intent, amount: 3000, amount_refunded: 1000, refunded: false });
     await deliver(refunded);
 
     const log = await entries('PAYMENT', id);
     expect(log).toEqual([
-      { actor_type: 'USER', actor_id: 2, action: 'create', before: null, after: { userId: 2, amount: 3000, currency: 'usd', description: null, status: 'PENDING' }, request_id: `req-${key}` },
-      { actor_type: 'USER', actor_id: 2, action: 'intent_created', before: { stripePaymentId: null }, after: { stripePaymentId: intent }, request_id: `req-${key}` },
-      { actor_type: 'STRIPE', actor_id: null, action: 'status_changed', before: { status: 'PENDING' }, after: { status: 'COMPLETED' }, request_id: succeeded.id },
-      { actor_type: 'USER', actor_id: 1, action: 'refund_requested', before: { refundRequestedTotal: 0 }, after: { refundRequestedTotal: 1000, amount: 1000 }, request_id: 'req-refund' },
-      { actor_type: 'STRIPE', actor_id: null, action: 'refund_recorded', before: { amountRefunded: 0 }, after: { amountRefunded: 1000 }, request_id: refunded.id },
+      { actor_type: 'USER', actor_id: 2, action: 'create', before: null, after: { userId: 2, amount: 3000, currency: 'usd', description: null, status: 'PENDING' }, request_id: serverId(first), client_request_id: `req-${key}` },
+      { actor_type: 'USER', actor_id: 2, action: 'intent_created', before: { stripePaymentId: null }, after: { stripePaymentId: intent }, request_id: serverId(first), client_request_id: `req-${key}` },
+      { actor_type: 'STRIPE', actor_id: null, action: 'status_changed', before: { status: 'PENDING' }, after: { status: 'COMPLETED' }, request_id: succeeded.id, client_request_id: null },
+      { actor_type: 'USER', actor_id: 1, action: 'refund_requested', before: { refundRequestedTotal: 0 }, after: { refundRequestedTotal: 1000, amount: 1000 }, request_id: serverId(refund), client_request_id: 'req-refund' },
+      { actor_type: 'STRIPE', actor_id: null, action: 'refund_recorded', before: { amountRefunded: 0 }, after: { amountRefunded: 1000 }, request_id: refunded.id, client_request_id: null },
     ]);
     expect(await t.sql('select created_by, updated_by from payments where id = ?', [Number(id)])).toEqual([{ created_by: 2, updated_by: null }]);
 
     const other = (await create(`audit-pay-${++keySeq}`)).body.data!.createPayment.payment;
-    await t.gql(`mutation { cancelPayment(id: "${other.id}") { id } }`, { token: user2, headers: { 'x-request-id': 'req-cancel' } });
+    const cancel = await t.gql(`mutation { cancelPayment(id: "${other.id}") { id } }`, { token: user2, headers: { 'x-request-id': 'req-cancel' } });
     expect((await entries('PAYMENT', other.id)).at(-1)).toEqual({
       actor_type: 'USER',
       actor_id: 2,
       action: 'cancel_requested',
       before: null,
       after: { stripePaymentId: other.stripePaymentId },
-      request_id: 'req-cancel',
+      request_id: serverId(cancel),
+      client_request_id: 'req-cancel',
     });
   });
 

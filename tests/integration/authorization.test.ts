@@ -153,12 +153,15 @@ describe('HTTP status', () => {
 });
 
 describe('request ids', () => {
-  it("echoes the client's x-request-id, and makes one up otherwise", async () => {
+  it("makes every request's id itself, and echoes a sane client x-request-id beside it as x-client-request-id", async () => {
     const mine = await t.gql('{ __typename }', { headers: { 'x-request-id': 'client-abc-123' } });
-    expect(mine.headers['x-request-id']).toBe('client-abc-123');
+    expect(mine.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(mine.headers['x-client-request-id']).toBe('client-abc-123');
     const made = await t.gql('{ __typename }');
     expect(made.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(made.headers['x-client-request-id']).toBeUndefined();
     const refused = await t.gql('{ __typename }', { headers: { 'x-request-id': 'bad id with spaces' } });
     expect(refused.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(refused.headers['x-client-request-id']).toBeUndefined();
   });
 });

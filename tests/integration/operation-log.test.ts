@@ -23,7 +23,8 @@ describe('the operation log', () => {
     const ops = lines.filter((l) => l.msg === 'graphql operation');
     expect(ops).toHaveLength(1);
     expect(ops[0]).toMatchObject({
-      requestId: 'log-test-1',
+      requestId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      clientRequestId: 'log-test-1',
       operation: 'History',
       viewer: 2,
       outcome: 'ok',
@@ -37,7 +38,7 @@ describe('the operation log', () => {
     await t.gql('query History { paymentHistory(first: 2) { nodes { id } } me { id paymentCount } }', { token, headers: { 'x-request-id': 'log-test-2' } });
     const again = lines.filter((l) => l.msg === 'graphql operation');
     expect(again).toHaveLength(1);
-    expect(again[0]).toMatchObject({ requestId: 'log-test-2', operation: 'History', viewer: 2, outcome: 'ok', sql: { statements: 0 }, responseCache: 'hit' });
+    expect(again[0]).toMatchObject({ requestId: expect.stringMatching(/^[0-9a-f-]{36}$/), clientRequestId: 'log-test-2', operation: 'History', viewer: 2, outcome: 'ok', sql: { statements: 0 }, responseCache: 'hit' });
   });
 
   it('records the error codes of a failed operation', async () => {

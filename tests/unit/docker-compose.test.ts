@@ -33,6 +33,12 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  it('bounds Redis with an eviction policy that keeps the keys without a TTL (the read-your-writes marks)', () => {
+    const args: string[] = redis.command;
+    expect(args[args.indexOf('--maxmemory') + 1]).toMatch(/^\d+(mb|gb)$/);
+    expect(args[args.indexOf('--maxmemory-policy') + 1]).toBe('volatile-lru');
+  });
+
   it('gives the app only variables the config knows, and a configuration that loads', () => {
     const env: Record<string, string> = Object.fromEntries(Object.entries(app.environment).map(([k, v]) => [k, expand(String(v))]));
     for (const name of Object.keys(env)) expect(CONFIG_VARIABLES).toContain(name);

@@ -1,6 +1,6 @@
 import type { SqlEntityManager } from '@mikro-orm/postgresql';
 import { cacheKey } from './cache-key.js';
-import { asError, emptyStats, versionPosition, type CacheService, type LayerStats } from './cache.service.js';
+import { emptyStats, versionPosition, type CacheService, type LayerStats } from './cache.service.js';
 import { TAGGED_READ_KEY, taggedReadFork } from '../sql-stats.js';
 import { noteErrorRequest } from '../process-faults.js';
 
@@ -168,11 +168,12 @@ export class QueryCache {
     if (!this.on || !this.service) return loadMissing([...argLists], await this.loadEm()).catch(this.tagFailure);
     const service = this.service;
     const keys = argLists.map((args) => `${name}:${cacheKey(...args)}`);
-    const results: Promise<T>[] = new Array(argLists.length);
+    // Per key: a promise that never rejects (its value, or the Error of a failed load), memoised.
+    const results: Promise<T | Error>[] = new Array(argLists.length);
     const fresh: number[] = [];
     const firstOfKey = new Map<string, number>();
     keys.forEach((key, i) => {
-      const memo = this.memo.get(key) as Promise<T> | undefined;
+      const memo = this.memo.get(key) as Promise<T | Error> | undefined;
       if (memo) {
         this.l1.hits++;
         results[i] = memo;
@@ -203,21 +204,20 @@ export class QueryCache {
         this.em ? { ...this.em.getLoggerContext(), [TAGGED_READ_KEY]: true } : undefined,
       );
       unique.forEach((i, n) => {
-        const value = batch.then((values) => {
-          const v = values[n];
-          if (v instanceof Error) throw v;
-          return v as T;
+        const key = keys[i]!;
+        const value: Promise<T | Error> = batch.then((values) => {
+          const v = values[n] as T | Error;
+          // A failed load must not stay memoised for the rest of the request.
+          if (v instanceof Error && this.memo.get(key) === value) this.memo.delete(key);
+          return v;
         });
-        // A failed load must not stay memoised for the rest of the request (this is also its handler).
-        value.catch(() => this.memo.get(keys[i]!) === value && this.memo.delete(keys[i]!));
         results[i] = value;
-        this.memo.set(keys[i]!, value);
+        this.memo.set(key, value);
       });
       for (const i of fresh) results[i] ??= results[firstOfKey.get(keys[i]!)!]!;
     }
-    // Settled one by one: a key whose load failed holds its error, the others their values.
-    const settled = await Promise.allSettled(results);
-    return settled.map((r) => (r.status === 'fulfilled' ? r.value : asError(r.reason)));
+    // None of these rejects (the service answers a failed load's keys with its Error).
+    return Promise.all(results);
   }
 
   /** A failed load's error remembers the request it was made for (the process fault log names it). */

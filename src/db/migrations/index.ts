@@ -4,6 +4,7 @@ import { Migration20261129010000_stripe } from './Migration20261129010000_stripe
 import { Migration20261129020000_trust } from './Migration20261129020000_trust.js';
 import { Migration20261201000000_leases } from './Migration20261201000000_leases.js';
 import { Migration20261201010000_refund_attempt } from './Migration20261201010000_refund_attempt.js';
+import { Migration20261201020000_client_request_id } from './Migration20261201020000_client_request_id.js';
 
 // Listed explicitly rather than discovered by glob, so the same list works under tsx, vitest and
 // the compiled build. Append new migrations here (`npm run db:migration:create` prints the file).
@@ -13,4 +14,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261129020000_trust', class: Migration20261129020000_trust },
   { name: 'Migration20261201000000_leases', class: Migration20261201000000_leases },
   { name: 'Migration20261201010000_refund_attempt', class: Migration20261201010000_refund_attempt },
+  { name: 'Migration20261201020000_client_request_id', class: Migration20261201020000_client_request_id },
 ];

@@ -52,9 +52,13 @@ export class AuditLogEntry {
   @Property({ type: 'json', nullable: true })
   after?: Record<string, unknown> | null;
 
-  /** The request that made it (x-request-id), or the Stripe event id, or the reconciliation run. */
+  /** The request that made it (its server-made id), or the Stripe event id, or the reconciliation run. */
   @Property({ type: 'string', length: 255, nullable: true })
   requestId?: string | null;
+
+  /** The `x-request-id` the client sent with that request, if any (recorded, not trusted as identity). */
+  @Property({ type: 'string', length: 128, nullable: true })
+  clientRequestId?: string | null;
 
   @Property({ type: 'datetime', length: 3, defaultRaw: 'now()' })
   createdAt: Date = new Date();

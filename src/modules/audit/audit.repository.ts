@@ -14,6 +14,7 @@ export interface AuditRow {
   before: Record<string, unknown> | null;
   after: Record<string, unknown> | null;
   requestId: string | null;
+  clientRequestId: string | null;
   /** Epoch milliseconds. */
   createdAt: number;
 }
@@ -28,6 +29,7 @@ const COLUMNS = [
   'a.before as "before"',
   'a.after as "after"',
   'a.request_id as "requestId"',
+  'a.client_request_id as "clientRequestId"',
   epochMs('a.created_at', 'createdAt'),
 ].join(', ');
 
@@ -38,12 +40,12 @@ export class AuditLogRepository extends EntityRepository<AuditLogEntry> {
     if (changes.length === 0) return;
     const values: unknown[] = [];
     const rows = changes.map((c) => {
-      values.push(actor.actorType, actor.actorId, c.entityType, c.entityId, c.action, json(c.before), json(c.after), actor.requestId);
-      return '(?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?)';
+      values.push(actor.actorType, actor.actorId, c.entityType, c.entityId, c.action, json(c.before), json(c.after), actor.requestId, actor.clientRequestId);
+      return '(?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?, ?)';
     });
     await queryRows(
       this.getEntityManager(),
-      `insert into audit_log (actor_type, actor_id, entity_type, entity_id, action, before, after, request_id) values ${rows.join(', ')}`,
+      `insert into audit_log (actor_type, actor_id, entity_type, entity_id, action, before, after, request_id, client_request_id) values ${rows.join(', ')}`,
       values,
     );
   }

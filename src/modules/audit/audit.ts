@@ -4,13 +4,20 @@ import { AuditActorType, AuditEntityType } from './audit.entity.js';
 export interface AuditContext {
   actorType: AuditActorType;
   actorId: number | null;
-  /** The HTTP request id, the Stripe event id, or the reconciliation run's id. */
+  /** The request's own (server-made) id, the Stripe event id, or the reconciliation run's id. */
   requestId: string | null;
+  /** The `x-request-id` the client sent, recorded beside `requestId` (never instead of it). */
+  clientRequestId: string | null;
 }
 
-export const stripeActor = (eventId: string): AuditContext => ({ actorType: AuditActorType.STRIPE, actorId: null, requestId: eventId });
-export const reconcilerActor = (runId: string): AuditContext => ({ actorType: AuditActorType.RECONCILER, actorId: null, requestId: runId });
-export const userActor = (userId: number, requestId: string | null): AuditContext => ({ actorType: AuditActorType.USER, actorId: userId, requestId });
+export const stripeActor = (eventId: string): AuditContext => ({ actorType: AuditActorType.STRIPE, actorId: null, requestId: eventId, clientRequestId: null });
+export const reconcilerActor = (runId: string): AuditContext => ({ actorType: AuditActorType.RECONCILER, actorId: null, requestId: runId, clientRequestId: null });
+export const userActor = (userId: number, requestId: string | null, clientRequestId: string | null): AuditContext => ({
+  actorType: AuditActorType.USER,
+  actorId: userId,
+  requestId,
+  clientRequestId,
+});
 
 /** One change to append. */
 export interface AuditChange {

@@ -40,8 +40,11 @@ export class AuditEntryType {
   @Field(() => GraphQLJSONObject, { nullable: true, description: 'The changed fields as they became.' })
   after!: Record<string, unknown> | null;
 
-  @Field(() => String, { nullable: true, description: "The request's x-request-id, the Stripe event id, or the reconciliation run." })
+  @Field(() => String, { nullable: true, description: "The request's own id (the x-request-id the server answered with), the Stripe event id, or the reconciliation run." })
   requestId!: string | null;
+
+  @Field(() => String, { nullable: true, description: 'The x-request-id the client sent with the request, if any: recorded beside requestId, never instead of it.' })
+  clientRequestId!: string | null;
 
   @Field(() => GraphQLDateTime)
   createdAt!: number;

@@ -52,7 +52,7 @@ function paymentDeps(ctx: Context): PaymentDeps {
     stripe: ctx.stripe,
     invalidate: (tags) => ctx.cache.invalidate(tags),
     primeUser: (user) => ctx.loaders.primeUsers([user]),
-    audit: userActor(requireViewer(ctx.viewer).id, ctx.requestId),
+    audit: userActor(requireViewer(ctx.viewer).id, ctx.requestId, ctx.clientRequestId),
   };
 }
 

@@ -27,7 +27,7 @@ import {
 } from '../../core/pagination.js';
 
 function writeDeps(ctx: Context) {
-  return { em: ctx.em, audit: userActor(requireViewer(ctx.viewer).id, ctx.requestId) };
+  return { em: ctx.em, audit: userActor(requireViewer(ctx.viewer).id, ctx.requestId, ctx.clientRequestId) };
 }
 
 /** A deleted user is gone for everyone: a USER gets NOT_FOUND, an ADMIN null, as for no user at all. */
