@@ -354,6 +354,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         afterSeconds: config.reconcile.afterSeconds,
         batchSize: config.reconcile.batchSize,
         minCallIntervalMs: config.reconcile.minCallIntervalMs,
+        expireAfterSeconds: config.reconcile.expireAfterSeconds,
         log: fastify.log,
       })
     : null;

@@ -23,7 +23,7 @@ const variables = z.object({
   DATABASE_REPLICA_MAX_LAG_MS: z.coerce.number().int().min(0).max(3_600_000).default(5000),
   DATABASE_REPLICA_CHECK_MS: z.coerce.number().int().min(50).max(600_000).default(1000),
   JWT_SECRET: z.string().optional(),
-  JWT_TTL_SECONDS: z.coerce.number().int().positive().default(3600),
+  JWT_TTL_SECONDS: z.coerce.number().int().positive().max(86_400, { message: 'must be at most 86400 (one day): a token outlives every revocation it is not checked against' }).default(3600),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10000),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(60_000).default(250),
   DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
@@ -68,6 +68,7 @@ const variables = z.object({
   RECONCILE_AFTER_SECONDS: z.coerce.number().int().min(0).max(30 * 86_400).default(600),
   RECONCILE_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(100),
   RECONCILE_MIN_CALL_INTERVAL_MS: z.coerce.number().int().min(0).max(60_000).default(50),
+  PAYMENT_EXPIRE_AFTER_SECONDS: z.coerce.number().int().min(0).max(30 * 86_400).default(86_400),
   CACHE_NAMESPACE: z.string().regex(/^[\w.-]{1,64}$/, { message: 'must be 1-64 letters, digits, _ . -' }).default('paygraph'),
   SEED_DEMO: booleanFromEnv.optional(),
   RESPONSE_CACHE_ENABLED: booleanFromEnv.optional(),
@@ -231,6 +232,8 @@ export interface Config {
     readonly afterSeconds: number;
     readonly batchSize: number;
     readonly minCallIntervalMs: number;
+    /** A payment left PENDING or REQUIRES_ACTION this long is canceled (at Stripe first); 0: never. */
+    readonly expireAfterSeconds: number;
   };
   readonly cache: {
     readonly enabled: boolean;
@@ -329,6 +332,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, entry: EntryPoi
       afterSeconds: e.RECONCILE_AFTER_SECONDS,
       batchSize: e.RECONCILE_BATCH_SIZE,
       minCallIntervalMs: e.RECONCILE_MIN_CALL_INTERVAL_MS,
+      expireAfterSeconds: e.PAYMENT_EXPIRE_AFTER_SECONDS,
     }),
     cache: Object.freeze({
       enabled: e.CACHE_ENABLED,

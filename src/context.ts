@@ -35,6 +35,8 @@ export interface Context extends RequestScope {
   payments: PaymentService;
   /** Payment changes for subscriptions, and the loaders an event shares among its subscribers. */
   events: PaymentEvents;
+  /** A subscription's WebSocket (unset over HTTP): closed when its viewer may no longer connect. */
+  connection?: { close(code: number, reason: string): void };
 }
 
 /** What subscriptions need of the app (see src/modules/realtime). */

@@ -36,6 +36,7 @@ await withDatabase({ entry: 'reconcile' }, async (orm, config) => {
       afterSeconds: config.reconcile.afterSeconds,
       batchSize: config.reconcile.batchSize,
       minCallIntervalMs: config.reconcile.minCallIntervalMs,
+      expireAfterSeconds: config.reconcile.expireAfterSeconds,
       log,
     });
     const report = await reconciler.runOnce();

@@ -50,6 +50,8 @@ export class StripeDouble {
   /** How reads (GET) are answered: normally, with a 500, with a 429 rate-limit error, or after a delay. */
   readMode: 'success' | 'error500' | 'rateLimited' = 'success';
   readDelayMs = 0;
+  /** Reads answered with the state as it was when they arrived, sent this much later (a slow network). */
+  readReplyDelayMs = 0;
   /** In `slow` mode, a POST is carried out (and saved under its Idempotency-Key) at once, but answered after this long. */
   slowMs = 0;
   readonly intents = new Map<string, Record<string, unknown>>();
@@ -144,10 +146,12 @@ export class StripeDouble {
     let delay = 0;
     let mode: DoubleMode = 'success';
     const send = (status: number, payload: unknown, headers: Record<string, string> = {}) => {
+      // The answer is what the state was now, whenever it is sent.
+      const text = JSON.stringify(payload);
       const write = () => {
         if (res.destroyed) return; // the client gave up waiting: what was done stays done
         res.writeHead(status, { 'content-type': 'application/json', 'request-id': `req_${randomBytes(6).toString('hex')}`, ...headers });
-        res.end(JSON.stringify(payload));
+        res.end(text);
       };
       if (delay > 0) setTimeout(write, delay).unref();
       else write();
@@ -177,6 +181,7 @@ export class StripeDouble {
       if (this.readMode === 'rateLimited') return send(429, { error: { type: 'invalid_request_error', code: 'rate_limit', message: 'Too many requests (double)' } });
     }
     if (mode === 'slow') delay = this.slowMs;
+    if (record.method === 'GET' && this.readReplyDelayMs > 0) delay = this.readReplyDelayMs;
     if (mode === 'hang') return; // never answers; the SDK's timeout has to end it
     if (mode === 'retryable503') {
       return send(503, { error: { type: 'api_error', message: 'Lock timeout (double)' } }, { 'stripe-should-retry': 'true' });
@@ -205,7 +210,7 @@ export class StripeDouble {
     }
     if (intentPath) {
       const intent = this.intents.get(intentPath[1]!);
-      if (!intent) return answer(404, { error: { type: 'invalid_request_error', message: `No such payment_intent: '${intentPath[1]}'` } });
+      if (!intent) return answer(404, { error: { type: 'invalid_request_error', code: 'resource_missing', message: `No such payment_intent: '${intentPath[1]}'` } });
       if (record.method === 'GET') {
         const expandCharge = Object.entries(record.query).some(([k, v]) => k.startsWith('expand') && v === 'latest_charge');
         const charge = this.charges.get(intent.id as string) ?? null;

@@ -325,6 +325,28 @@ describe('the webhook', () => {
   });
 });
 
+describe('createPayment retried while the customer can still act', () => {
+  it('hands the client secret out again for REQUIRES_ACTION (3-D Secure), and never once the payment is settled', async () => {
+    const key = newKey();
+    const first = await create(user2, { idempotencyKey: key });
+    const { id, stripePaymentId } = first.body.data!.createPayment.payment;
+    const secret = first.body.data!.createPayment.clientSecret;
+    expect(secret).toMatch(/_secret_/);
+    // The customer is asked for 3-D Secure, and the client loses the first answer: it retries the key.
+    stripe.setIntentStatus(stripePaymentId, 'requires_action');
+    expect((await deliver(intentEvent('payment_intent.requires_action', stripePaymentId))).body.outcome).toBe('transitioned');
+    const retried = await create(user2, { idempotencyKey: key });
+    expect(retried.body.errors).toBeUndefined();
+    expect(retried.body.data!.createPayment.payment).toMatchObject({ id, status: 'REQUIRES_ACTION' });
+    expect(retried.body.data!.createPayment.clientSecret).toBe(secret);
+    // Paid: a retry gets the payment, and no secret to act on.
+    stripe.succeed(stripePaymentId);
+    await deliver(intentEvent('payment_intent.succeeded', stripePaymentId));
+    const after = await create(user2, { idempotencyKey: key });
+    expect(after.body.data!.createPayment).toMatchObject({ payment: { id, status: 'COMPLETED' }, clientSecret: null });
+  });
+});
+
 describe('cancelPayment and refundPayment', () => {
   it("lets the owner cancel a PENDING payment at Stripe; the webhook makes it CANCELED; others get NOT_FOUND", async () => {
     const r = await create(user2);
@@ -408,6 +430,20 @@ describe('cancelPayment and refundPayment', () => {
     expect((await t.gql(`mutation { refundPayment(id: "${other}", amount: 300, idempotencyKey: "plain-key") { id } }`, { token: admin })).body.errors).toBeUndefined();
     expect(stripe.requests.slice(before).map((q) => `${q.method} ${q.path}`)).toEqual(['POST /v1/refunds']);
     expect(refundsOf(otherIntent)).toHaveLength(1);
+  });
+
+  it('two refunds of one amount, the first still in flight, are two refunds: each key starts where the refunds asked for end', async () => {
+    const { id, intentId } = await completedPayment(5000);
+    for (let n = 0; n < 2; n++) expect((await t.gql(`mutation { refundPayment(id: "${id}", amount: 1000) { id } }`, { token: admin })).body.errors).toBeUndefined();
+    expect(refundsOf(intentId).map((r) => [r.amount, r.metadata.refundKey])).toEqual([
+      [1000, `refund:${id}:0:1000`],
+      [1000, `refund:${id}:1000:1000`],
+    ]);
+    expect(await t.sql('select refund_requested_total from payments where id = ?', [Number(id)])).toEqual([{ refund_requested_total: 2000 }]);
+    // What is left counts the refunds in flight: 3,000, not 5,000.
+    const over = await t.gql(`mutation { refundPayment(id: "${id}", amount: 3001) { id } }`, { token: admin });
+    expect(code(over)).toBe('BAD_USER_INPUT');
+    expect(over.body.errors![0]!.message).toBe('amount must be an integer from 1 to 3000 (what is left to refund, refunds in flight included)');
   });
 
   it('a cancel retried after a Stripe 500 goes through (each call its own key: canceling twice is harmless)', async () => {

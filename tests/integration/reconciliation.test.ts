@@ -4,6 +4,8 @@ import { createTestApp, type TestApp } from '../helpers/test-app.js';
 import { DOUBLE_SECRET_KEY, signedEvent, stripeEnvFor, StripeDouble } from '../helpers/stripe-double.js';
 import { projectRoot } from '../helpers/server-process.js';
 import { createApp } from '../../src/app.js';
+import { createTestDatabase } from '../helpers/database.js';
+import { loadTokens, prepareDatabase, startProductionServer } from '../helpers/faults.js';
 
 /**
  * Payments always settle: a payment whose webhook never comes is settled by reconciliation, which asks
@@ -53,11 +55,12 @@ async function createPayment(amount = 2500): Promise<{ id: string; intent: strin
   return { id, intent: stripePaymentId };
 }
 
-/** As if `seconds` had passed since the payment (and any refund asked for it) last changed. */
+/** As if `seconds` had passed since the payment (and any refund asked for it, and its last check) last changed. */
 async function age(id: string, seconds = 600): Promise<void> {
   await t.sql(
-    `update payments set updated_at = now() - make_interval(secs => ?), refund_requested_at = refund_requested_at - make_interval(secs => ?) where id = ?`,
-    [seconds, seconds, Number(id)],
+    `update payments set updated_at = now() - make_interval(secs => ?), refund_requested_at = refund_requested_at - make_interval(secs => ?),
+     reconcile_due_at = reconcile_due_at - make_interval(secs => ?) where id = ?`,
+    [seconds, seconds, seconds, Number(id)],
   );
 }
 
@@ -236,6 +239,142 @@ describe('reconciliation', () => {
     expect((await deliver(late)).outcome).toBe('unchanged');
     expect(await auditOf(id)).toHaveLength(entries.length);
   });
+
+  it('reaches a lost webhook behind more abandoned payments than a batch: each payment asked about goes to the back of the line', async () => {
+    // Five payments nobody pays (their intents wait for a payment method), older than the one whose
+    // webhook was lost, and a batch of three.
+    const abandoned = [];
+    for (let n = 0; n < 5; n++) {
+      const p = await createPayment();
+      await age(p.id, 7200 - n * 60);
+      abandoned.push(p);
+    }
+    const lost = await createPayment();
+    stripe.succeed(lost.intent);
+    await age(lost.id, 3600);
+    const small = await createApp({ ...t.config, reconcile: { ...t.config.reconcile, batchSize: 3 } });
+    const statusOf = async (id: string) => (await t.sql<{ status: string }>('select status from payments where id = ?', [Number(id)]))[0]!.status;
+    try {
+      let runs = 0;
+      while ((await statusOf(lost.id)) !== 'COMPLETED' && runs < 4) {
+        await small.reconciler!.runOnce();
+        runs++;
+      }
+      expect(await statusOf(lost.id)).toBe('COMPLETED');
+      expect(runs).toBe(2);
+      // Each abandoned payment was asked about once, then pushed back (due again in twice the wait).
+      expect(abandoned.map((p) => reads(p.intent))).toEqual([1, 1, 1, 1, 1]);
+      const schedule = await t.sql<{ checks: number; due_in: number }>(
+        `select reconcile_checks as checks, extract(epoch from reconcile_due_at - now())::int as due_in from payments where id = any(?::int[]) order by id`,
+        [`{${abandoned.map((p) => p.id).join(',')}}`],
+      );
+      for (const s of schedule) {
+        expect(s.checks).toBe(1);
+        expect(s.due_in).toBeGreaterThan(60 * 2 - 5);
+      }
+      // Just under the backoff: a third run asks none of them again.
+      await small.reconciler!.runOnce();
+      expect(abandoned.map((p) => reads(p.intent))).toEqual([1, 1, 1, 1, 1]);
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('a refund asked for while a run is talking to Stripe stays in flight (and is settled by the next run)', async () => {
+    const { id, intent } = await createPayment(5000);
+    stripe.succeed(intent);
+    await deliver(intentEvent('payment_intent.succeeded', intent));
+    expect((await t.gql(`mutation { refundPayment(id: "${id}", amount: 1000, idempotencyKey: "in-flight-1") { id } }`, { token: admin })).body.errors).toBeUndefined();
+    await age(id);
+    // The run asks Stripe; Stripe's answer (1,000 refunded) takes a while to come back, and meanwhile
+    // an ADMIN asks for 500 more (Stripe makes it at once; our row notes it).
+    stripe.readReplyDelayMs = 600;
+    const before = reads(intent);
+    const run = reconcile();
+    await expect.poll(() => reads(intent), { interval: 10 }).toBe(before + 1);
+    expect((await t.gql(`mutation { refundPayment(id: "${id}", amount: 500, idempotencyKey: "in-flight-2") { id } }`, { token: admin })).body.errors).toBeUndefined();
+    await run;
+    // What the run saw settled what it saw; the request made meanwhile is still in flight.
+    expect(await t.sql('select refund_requested_total, amount_refunded from payments where id = ?', [Number(id)])).toEqual([{ refund_requested_total: 1500, amount_refunded: 1000 }]);
+    stripe.readReplyDelayMs = 0;
+    await age(id);
+    await reconcile();
+    expect(await t.sql('select refund_requested_total, amount_refunded from payments where id = ?', [Number(id)])).toEqual([{ refund_requested_total: 1500, amount_refunded: 1500 }]);
+  });
+
+  it('audits the settling of a refund request Stripe did not make', async () => {
+    const { id, intent } = await createPayment(3000);
+    stripe.succeed(intent);
+    await deliver(intentEvent('payment_intent.succeeded', intent));
+    // Asked for, but the refund never reached Stripe (its charge shows nothing refunded).
+    await t.sql('update payments set refund_requested_total = 800, refund_requested_at = now() where id = ?', [Number(id)]);
+    await age(id);
+    await reconcile();
+    expect(await t.sql('select refund_requested_total, amount_refunded from payments where id = ?', [Number(id)])).toEqual([{ refund_requested_total: 0, amount_refunded: 0 }]);
+    expect((await auditOf(id)).at(-1)).toMatchObject({ actor_type: 'RECONCILER', action: 'refund_request_settled', before: { refundRequestedTotal: 800 }, after: { refundRequestedTotal: 0 } });
+  });
+});
+
+describe('abandoned payments expire', () => {
+  /** As if the payment had been created `seconds` ago (its intent waiting for the customer all along). */
+  const createdAgo = (id: string, seconds: number) => t.sql('update payments set created_at = now() - make_interval(secs => ?) where id = ?', [seconds, Number(id)]);
+  const cancels = (intent: string) => stripe.requests.filter((r) => r.method === 'POST' && r.path === `/v1/payment_intents/${intent}/cancel`);
+
+  it('after PAYMENT_EXPIRE_AFTER_SECONDS: canceled at Stripe, then CANCELED by the reconciler, audited, visible at once; a younger one is left alone', async () => {
+    const old = await createPayment();
+    const young = await createPayment();
+    await createdAgo(old.id, 86_400 + 60);
+    await createdAgo(young.id, 86_400 - 60);
+    await status(old.id); // cached PENDING: the expiry must invalidate it
+    const report = await reconcile();
+    expect(report.expired).toBeGreaterThanOrEqual(1);
+    expect(cancels(old.intent)).toHaveLength(1);
+    expect(cancels(old.intent)[0]!.form.cancellation_reason).toBe('abandoned');
+    expect(stripe.intents.get(old.intent)!.status).toBe('canceled');
+    expect((await status(old.id)).status).toBe('CANCELED');
+    expect((await auditOf(old.id)).at(-1)).toMatchObject({ actor_type: 'RECONCILER', action: 'status_changed', before: { status: 'PENDING' }, after: { status: 'CANCELED' } });
+    // Just under the setting: untouched.
+    expect(cancels(young.intent)).toHaveLength(0);
+    expect((await status(young.id)).status).toBe('PENDING');
+  });
+
+  it('a customer who paid before the expiry ran: Stripe refuses the cancel, and what it says (paid) is applied; the late webhook then changes nothing', async () => {
+    const { id, intent } = await createPayment();
+    await createdAgo(id, 2 * 86_400);
+    stripe.succeed(intent); // paid at Stripe; its webhook has not come yet
+    await reconcile();
+    expect(cancels(intent)).toHaveLength(1);
+    expect(stripe.intents.get(intent)!.status).toBe('succeeded');
+    expect((await status(id)).status).toBe('COMPLETED');
+    expect((await deliver(intentEvent('payment_intent.succeeded', intent))).outcome).toBe('ignored_transition');
+    expect((await status(id)).status).toBe('COMPLETED');
+  });
+
+  it('the other order: the webhook first, and the expiry leaves a COMPLETED payment alone', async () => {
+    const { id, intent } = await createPayment();
+    await createdAgo(id, 2 * 86_400);
+    stripe.succeed(intent);
+    expect((await deliver(intentEvent('payment_intent.succeeded', intent))).outcome).toBe('transitioned');
+    await reconcile();
+    expect(cancels(intent)).toHaveLength(0);
+    expect((await status(id)).status).toBe('COMPLETED');
+  });
+
+  it('a payment CANCELED here that Stripe then reports paid is COMPLETED: one Stripe charged is never left CANCELED', async () => {
+    // Its intent was made but never linked (the process died between the two), so the expiry cancels it here.
+    const [{ id }] = (await t.sql<{ id: number }>(`insert into payments (user_id, amount, currency, created_at, updated_at) values (2, 1700, 'usd', now() - interval '2 days', now() - interval '2 days') returning id`)) as [{ id: number }];
+    await reconcile();
+    expect((await status(String(id))).status).toBe('CANCELED');
+    const paid = intentEvent('payment_intent.succeeded', 'pi_unlinked_paid', { metadata: { paymentId: String(id) } });
+    expect((await deliver(paid)).outcome).toBe('transitioned');
+    expect((await status(String(id))).status).toBe('COMPLETED');
+    expect((await auditOf(String(id))).at(-1)).toMatchObject({
+      actor_type: 'STRIPE',
+      action: 'status_changed',
+      before: { status: 'CANCELED', stripePaymentId: null },
+      after: { status: 'COMPLETED', stripePaymentId: 'pi_unlinked_paid' },
+    });
+  });
 });
 
 describe('intermediate states', () => {
@@ -304,4 +443,56 @@ describe('npm run reconcile', () => {
     expect(report.changed).toBeGreaterThanOrEqual(1);
     expect((await t.sql('select status from payments where id = ?', [Number(id)]))[0]).toEqual({ status: 'COMPLETED' });
   }, 60_000);
+});
+
+describe('stopping during a run', () => {
+  it('SIGTERM while a run waits on a slow Stripe: exit 0 within SHUTDOWN_TIMEOUT_MS, every payment settled or untouched', { timeout: 90_000 }, async () => {
+    const db = await createTestDatabase();
+    try {
+      await prepareDatabase(db.url, { users: 3, paymentsPerUser: 0 });
+      const server = await startProductionServer({
+        ...stripeEnvFor(stripe),
+        DATABASE_URL: db.url,
+        SINGLE_INSTANCE: 'true',
+        RECONCILE_INTERVAL_SECONDS: '1',
+        RECONCILE_AFTER_SECONDS: '0',
+        RECONCILE_MIN_CALL_INTERVAL_MS: '0',
+        SHUTDOWN_TIMEOUT_MS: '4000',
+      });
+      // Six payments paid at Stripe whose webhooks never came; each read of Stripe takes 1.5 s.
+      const { users } = await loadTokens(1);
+      const ids: string[] = [];
+      for (let n = 0; n < 6; n++) {
+        const res = await fetch(server.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${users[0]!.token}` },
+          body: JSON.stringify({ query: `mutation { createPayment(input: { amount: 1200, currency: "usd", idempotencyKey: "stop-${n}-${Date.now()}" }) { payment { id stripePaymentId } } }` }),
+        });
+        const payment = ((await res.json()) as { data: { createPayment: { payment: { id: string; stripePaymentId: string } } } }).data.createPayment.payment;
+        stripe.succeed(payment.stripePaymentId);
+        ids.push(payment.id);
+      }
+      stripe.readDelayMs = 1500;
+      const readsBefore = stripe.requests.filter((r) => r.method === 'GET').length;
+      await expect.poll(() => stripe.requests.filter((r) => r.method === 'GET').length, { timeout: 10_000, interval: 20 }).toBeGreaterThan(readsBefore);
+      const signalled = Date.now();
+      const code = await server.stop('SIGTERM');
+      const took = Date.now() - signalled;
+      expect(code).toBe(0);
+      expect(took).toBeLessThan(4000);
+      // Each payment is either settled (COMPLETED, with its RECONCILER entry) or as it was (PENDING, none).
+      const rows = await db.query<{ id: number; status: string; entries: number }>(
+        `select p.id, p.status, (select count(*)::int from audit_log a where a.entity_type = 'PAYMENT' and a.entity_id = p.id and a.actor_type = 'RECONCILER') as entries
+         from payments p where p.id = any($1::int[]) order by p.id`,
+        [ids.map(Number)],
+      );
+      for (const row of rows) expect([['COMPLETED', 1], ['PENDING', 0]]).toContainEqual([row.status, row.entries]);
+      // The run was cut short: some payments were never settled.
+      expect(rows.filter((r) => r.status === 'PENDING').length).toBeGreaterThan(0);
+      console.log(`[reconciliation] SIGTERM during a run: exit ${code} after ${took} ms; ${rows.filter((r) => r.status === 'COMPLETED').length} of 6 settled, the rest untouched`);
+    } finally {
+      stripe.readDelayMs = 0;
+      await db.drop();
+    }
+  });
 });

@@ -259,6 +259,55 @@ describe.skipIf(!redisUrl)('payment subscriptions across two instances on one Re
     expect(text).toMatch(/^payment_events_delivered_total [1-9]\d*$/m);
     await sub.dispose();
   });
+
+  it('a subscriber deactivated, deleted or demoted on the other instance is checked again before the next event: closed 4403, or the ADMIN stream ended; the event is not delivered', async () => {
+    const settle = async (owner: string) => {
+      const { intent } = await createPayment(b, owner);
+      return () => deliver(b, succeeded(intent));
+    };
+    const closedWith = (token: string) => {
+      let resolve!: (code: number) => void;
+      const closed = new Promise<number>((r) => (resolve = r));
+      const c = wsClient(urlA, token, { onClose: (code) => resolve(code) });
+      clients.push(c);
+      return { client: c, closed };
+    };
+    for (let i = 0; i < 200 && t.app.realtime.activeSubscriptions > 0; i++) await sleep(10);
+
+    // Deactivated on B while subscribed on A: the next event of theirs closes their socket, unsent.
+    const deactivated = closedWith(user3);
+    const sub3 = subscribeWith(deactivated.client, PAYMENT_UPDATED);
+    const pay3 = await settle(user3);
+    await untilSubscribed(t.app, 1);
+    await sub3.waitFor(2); // its creation and its intent: delivered while the user may connect
+    expect((await inject_(b, 'mutation { updateUser(id: "3", input: { isActive: false }) { id } }', admin)).errors).toBeUndefined();
+    await pay3();
+    expect(await deactivated.closed).toBe(4403);
+    expect(sub3.results).toHaveLength(2);
+    await inject_(b, 'mutation { updateUser(id: "3", input: { isActive: true }) { id } }', admin);
+
+    // Deleted on B: the same.
+    const user4 = await t.userToken(4);
+    const deleted = closedWith(user4);
+    const sub4 = subscribeWith(deleted.client, PAYMENT_UPDATED);
+    const pay4 = await settle(user4);
+    await sub4.waitFor(2);
+    expect((await inject_(b, 'mutation { deleteUser(id: "4") }', admin)).errors).toBeUndefined();
+    await pay4();
+    expect(await deleted.closed).toBe(4403);
+    expect(sub4.results).toHaveLength(2);
+
+    // Demoted on B: an ADMIN's stream of every payment ends at the next event, which it does not get.
+    await inject_(b, 'mutation { updateUser(id: "2", input: { role: ADMIN }) { id } }', admin);
+    const all = subscribeWith(client(user2), PAYMENT_UPDATED);
+    await untilSubscribed(t.app, 1);
+    const payOther = await settle(user3);
+    await all.waitFor(2); // user 3's payment: an ADMIN's stream has it
+    await inject_(b, 'mutation { updateUser(id: "2", input: { role: USER }) { id } }', admin);
+    await payOther();
+    await expect.poll(() => all.completed, { timeout: 3000 }).toBe(true);
+    expect(all.results).toHaveLength(2);
+  });
 });
 
 describe('limits and drain', () => {

@@ -92,6 +92,14 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ DB_MIGRATION_LOCK_TIMEOUT_MS: '5' })).toThrow(/DB_MIGRATION_LOCK_TIMEOUT_MS:/);
   });
 
+  it('bounds JWT_TTL_SECONDS at a day and PAYMENT_EXPIRE_AFTER_SECONDS at 30 days, naming them', () => {
+    expect(loadConfig({ JWT_TTL_SECONDS: '86400' }).jwtTtlSeconds).toBe(86_400);
+    expect(() => loadConfig({ JWT_TTL_SECONDS: '86401' })).toThrow(/JWT_TTL_SECONDS: must be at most 86400/);
+    expect(loadConfig({}).reconcile.expireAfterSeconds).toBe(86_400);
+    expect(loadConfig({ PAYMENT_EXPIRE_AFTER_SECONDS: '0' }).reconcile.expireAfterSeconds).toBe(0);
+    expect(() => loadConfig({ PAYMENT_EXPIRE_AFTER_SECONDS: String(30 * 86_400 + 1) })).toThrow(/PAYMENT_EXPIRE_AFTER_SECONDS:/);
+  });
+
   it('treats an empty variable as unset', () => {
     expect(loadConfig({ DATABASE_URL: '', PORT: '' })).toMatchObject({ databaseUrl: undefined, port: 4000 });
   });

@@ -5,6 +5,7 @@ import { Migration20261129020000_trust } from './Migration20261129020000_trust.j
 import { Migration20261201000000_leases } from './Migration20261201000000_leases.js';
 import { Migration20261201010000_refund_attempt } from './Migration20261201010000_refund_attempt.js';
 import { Migration20261201020000_client_request_id } from './Migration20261201020000_client_request_id.js';
+import { Migration20261201030000_payment_lifecycle } from './Migration20261201030000_payment_lifecycle.js';
 
 // Listed explicitly rather than discovered by glob, so the same list works under tsx, vitest and
 // the compiled build. Append new migrations here (`npm run db:migration:create` prints the file).
@@ -15,4 +16,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261201000000_leases', class: Migration20261201000000_leases },
   { name: 'Migration20261201010000_refund_attempt', class: Migration20261201010000_refund_attempt },
   { name: 'Migration20261201020000_client_request_id', class: Migration20261201020000_client_request_id },
+  { name: 'Migration20261201030000_payment_lifecycle', class: Migration20261201030000_payment_lifecycle },
 ];

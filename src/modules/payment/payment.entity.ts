@@ -30,10 +30,15 @@ export enum PaymentStatus {
   name: 'payments_status_created_at_index',
   expression: 'create index "payments_status_created_at_index" on "payments" ("status", "created_at" desc)',
 })
-// What reconciliation looks for: payments Stripe may still move on, and refunds still in flight.
+// What reconciliation looks for: payments Stripe may still move on (in the order they are due), refunds
+// still in flight, and payments abandoned long enough to expire.
 @Index({
-  name: 'payments_unsettled_index',
-  expression: `create index "payments_unsettled_index" on "payments" ("updated_at") where "status" in ('PENDING', 'REQUIRES_ACTION', 'PROCESSING') and "stripe_payment_id" is not null`,
+  name: 'payments_reconcile_due_index',
+  expression: `create index "payments_reconcile_due_index" on "payments" ((coalesce("reconcile_due_at", "updated_at"))) where "status" in ('PENDING', 'REQUIRES_ACTION', 'PROCESSING') and "stripe_payment_id" is not null`,
+})
+@Index({
+  name: 'payments_expirable_index',
+  expression: `create index "payments_expirable_index" on "payments" ("created_at") where "status" in ('PENDING', 'REQUIRES_ACTION')`,
 })
 @Index({
   name: 'payments_refund_in_flight_index',
@@ -41,7 +46,7 @@ export enum PaymentStatus {
 })
 export class Payment {
   [EntityRepositoryType]?: PaymentRepository;
-  [OptionalProps]?: 'status' | 'amountRefunded' | 'stripeAttempt' | 'refundAttempt' | 'createdAt' | 'updatedAt' | 'refundRequestedTotal';
+  [OptionalProps]?: 'status' | 'amountRefunded' | 'stripeAttempt' | 'refundAttempt' | 'reconcileChecks' | 'createdAt' | 'updatedAt' | 'refundRequestedTotal';
 
   @PrimaryKey({ type: 'integer', autoincrement: true })
   id!: number;
@@ -109,6 +114,17 @@ export class Payment {
 
   @Property({ type: 'datetime', length: 3, nullable: true })
   refundRequestedAt?: Date | null;
+
+  /**
+   * Reconciliation's schedule (bookkeeping, not the payment's state, so not audited): when it is next
+   * asked about while unsettled (null: `updated_at` + RECONCILE_AFTER_SECONDS), and how many times it
+   * was; each check pushes the next one back, twice as far as the last (see the reconciler).
+   */
+  @Property({ type: 'datetime', length: 3, nullable: true })
+  reconcileDueAt?: Date | null;
+
+  @Property({ type: 'integer', default: 0 })
+  reconcileChecks: number = 0;
 
   /** The user who created it; who last changed it (null when Stripe or the reconciler did). */
   @ManyToOne({ entity: () => User, ref: true, nullable: true, fieldName: 'created_by', deleteRule: 'set null' })

@@ -350,6 +350,19 @@ export class PaymentRepository extends EntityRepository<Payment> {
     return rows.length > 0;
   }
 
+  /**
+   * An abandoned payment (PENDING or REQUIRES_ACTION, as `status` says it was read) -> CANCELED by the
+   * reconciler, when Stripe has no intent that could be paid; false if it moved meanwhile.
+   */
+  async cancelPending(id: number, status: PaymentStatus): Promise<boolean> {
+    const rows = await queryRows(
+      this.getEntityManager(),
+      `update payments set status = 'CANCELED', updated_by = null, updated_at = now() where id = ? and status = ? and status in ('PENDING', 'REQUIRES_ACTION') returning id`,
+      [id, status],
+    );
+    return rows.length > 0;
+  }
+
   /** Stripe saved a 500 under the current Idempotency-Key: the next attempt uses a new one. */
   async nextStripeAttempt(id: number, attempt: number): Promise<void> {
     await queryRows(this.getEntityManager(), 'update payments set stripe_attempt = stripe_attempt + 1 where id = ? and stripe_attempt = ?', [id, attempt]);
@@ -385,7 +398,10 @@ export class PaymentRepository extends EntityRepository<Payment> {
     return 'linked';
   }
 
-  /** Sets what a Stripe event decided for a payment locked in the current transaction. */
+  /**
+   * Sets what a Stripe event decided for a payment locked in the current transaction. A payment that
+   * moved is asked about on the usual schedule again (its reconciliation backoff starts over).
+   */
   async applyProviderState(
     id: number,
     state: { status: PaymentStatus; intentId: string; failureReason?: string | null; amountRefunded?: number },
@@ -393,7 +409,8 @@ export class PaymentRepository extends EntityRepository<Payment> {
     await queryRows(
       this.getEntityManager(),
       `update payments set status = ?, failure_reason = coalesce(?, failure_reason), amount_refunded = coalesce(?, amount_refunded),
-       stripe_payment_id = coalesce(stripe_payment_id, ?), updated_by = null, updated_at = now() where id = ?`,
+       stripe_payment_id = coalesce(stripe_payment_id, ?), updated_by = null, updated_at = now(), reconcile_due_at = null, reconcile_checks = 0
+       where id = ?`,
       [state.status, state.failureReason ?? null, state.amountRefunded ?? null, state.intentId, id],
     );
   }
@@ -412,24 +429,76 @@ export class PaymentRepository extends EntityRepository<Payment> {
     return row?.total ?? total;
   }
 
-  /** After reconciliation asked Stripe: what Stripe has is what was asked (a failed refund is not in flight). */
-  async settleRefundRequest(id: number): Promise<void> {
-    await queryRows(this.getEntityManager(), 'update payments set refund_requested_total = amount_refunded where id = ?', [id]);
+  /**
+   * After reconciliation asked Stripe: what Stripe has is what was asked (a failed refund is not in
+   * flight), but only if no refund was asked for since the run read `requestedSeen`: a request made
+   * while the run talked to Stripe stays in flight for the next run. The totals before and after, or
+   * null when it changed nothing.
+   */
+  async settleRefundRequest(id: number, requestedSeen: number): Promise<{ before: number; after: number } | null> {
+    const [row] = await queryRows<{ after: number }>(
+      this.getEntityManager(),
+      `update payments set refund_requested_total = amount_refunded
+       where id = ? and refund_requested_total = ? and refund_requested_total <> amount_refunded
+       returning refund_requested_total as after`,
+      [id, requestedSeen],
+    );
+    return row ? { before: requestedSeen, after: row.after } : null;
   }
 
   /**
-   * What reconciliation asks Stripe about, oldest first, at most `limit`: payments with an intent still
-   * unsettled (PENDING, REQUIRES_ACTION, PROCESSING) unchanged for `olderThanSeconds`, and payments with
-   * a refund asked for that long ago and not yet recorded. Ids only; each is then locked on its own.
+   * Reconciliation asked Stripe about this payment and it is still unsettled: it goes to the back of
+   * the line, due again after `baseSeconds` x 2^checks (at most x64), so that abandoned payments are
+   * asked about less and less often and a batch always reaches the others.
+   */
+  async noteReconcileCheck(id: number, baseSeconds: number): Promise<void> {
+    await queryRows(
+      this.getEntityManager(),
+      `update payments set reconcile_checks = reconcile_checks + 1,
+       reconcile_due_at = now() + make_interval(secs => ? * power(2, least(reconcile_checks + 1, 6)))
+       where id = ?`,
+      [Math.max(1, baseSeconds), id],
+    );
+  }
+
+  /**
+   * Reconciliation's check of this payment failed (Stripe away, an error): it is due again at once, but
+   * behind every payment due before it, so a payment that keeps failing never holds the front of the line.
+   */
+  async noteReconcileFailure(id: number): Promise<void> {
+    await queryRows(this.getEntityManager(), 'update payments set reconcile_due_at = now() where id = ?', [id]);
+  }
+
+  /**
+   * Payments the customer left unpaid (PENDING, REQUIRES_ACTION) for longer than `olderThanSeconds`,
+   * oldest first, at most `limit`: what expires (through `payments_expirable_index`).
+   */
+  async findExpirableIds(olderThanSeconds: number, limit: number): Promise<number[]> {
+    const rows = await queryRows<{ id: number }>(
+      this.getEntityManager(),
+      `select p.id from payments p
+       where p.status in ('PENDING', 'REQUIRES_ACTION') and p.created_at < now() - make_interval(secs => ?)
+       order by p.created_at limit ?`,
+      [olderThanSeconds, limit],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  /**
+   * What reconciliation asks Stripe about, at most `limit`, those due longest ago first: payments with
+   * an intent still unsettled (PENDING, REQUIRES_ACTION, PROCESSING), due once unchanged for
+   * `olderThanSeconds` and then as their schedule says (`noteReconcileCheck`), and payments with a refund
+   * asked for that long ago and not yet recorded. Ids only; each is then locked on its own. The first
+   * part walks `payments_reconcile_due_index` in its order.
    */
   async findUnsettledIds(olderThanSeconds: number, limit: number): Promise<number[]> {
     const rows = await queryRows<{ id: number }>(
       this.getEntityManager(),
       `select c.id from (
-         (select p.id, p.updated_at as since from payments p
+         (select p.id, coalesce(p.reconcile_due_at, p.updated_at) as since from payments p
            where p.status in ('PENDING', 'REQUIRES_ACTION', 'PROCESSING') and p.stripe_payment_id is not null
-             and p.updated_at < now() - make_interval(secs => ?)
-           order by p.updated_at limit ?)
+             and coalesce(p.reconcile_due_at, p.updated_at + make_interval(secs => ?)) < now()
+           order by coalesce(p.reconcile_due_at, p.updated_at) limit ?)
          union all
          (select p.id, p.refund_requested_at as since from payments p
            where p.refund_requested_total > p.amount_refunded and p.refund_requested_at < now() - make_interval(secs => ?)

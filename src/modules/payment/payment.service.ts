@@ -36,6 +36,9 @@ export interface CreatePaymentResult {
   clientSecret: string | null;
 }
 
+/** PaymentIntent states in which the customer still has something to do with its client secret. */
+const CUSTOMER_CAN_ACT: ReadonlySet<string> = new Set(['requires_payment_method', 'requires_confirmation', 'requires_action']);
+
 /** Stripe answered with a definitive "no": retrying cannot help, so the payment is FAILED. */
 function isDefinitiveDecline(err: unknown): err is Stripe.errors.StripeError {
   return err instanceof Stripe.errors.StripeCardError || err instanceof Stripe.errors.StripeInvalidRequestError;
@@ -160,15 +163,18 @@ export function createPaymentService() {
       if (payment.status !== PaymentStatus.COMPLETED) {
         throw new ConflictError(`only a COMPLETED payment can be refunded; this one is ${payment.status}`);
       }
-      const refundable = payment.amount - payment.amountRefunded;
+      // Refunds asked for and not yet recorded (in flight) count as made: what is left is after them.
+      const refundedOrAsked = Math.max(payment.amountRefunded, payment.refundRequestedTotal);
+      const refundable = payment.amount - refundedOrAsked;
       const refund = amount ?? refundable;
       if (!Number.isInteger(refund) || refund < 1 || refund > refundable) {
-        throw new BadUserInputError(`amount must be an integer from 1 to ${refundable} (what is left to refund)`, { argumentName: 'amount' });
+        throw new BadUserInputError(`amount must be an integer from 1 to ${refundable} (what is left to refund, refunds in flight included)`, { argumentName: 'amount' });
       }
       const intentId = payment.stripePaymentId;
       if (!intentId) throw new ConflictError('the payment has no Stripe PaymentIntent to refund');
       // The refund this request stands for, whatever Idempotency-Key it ends up sent under.
-      const refundKey = idempotencyKey ? `refund:${id}:${idempotencyKey}` : `refund:${id}:${payment.amountRefunded}:${refund}`;
+      // Without the caller's key, the refund is named by where it starts (refunds in flight included) and its amount.
+      const refundKey = idempotencyKey ? `refund:${id}:${idempotencyKey}` : `refund:${id}:${refundedOrAsked}:${refund}`;
       const attempt = payment.refundAttempt;
       const unavailable = () => new PaymentProviderUnavailableError('The payment provider is unavailable; retry the refund (it will not be made twice)');
       // After a server error under a key, Stripe replays that error for it, and whether the refund was
@@ -188,7 +194,7 @@ export function createPaymentService() {
         }
       }
       // In flight until Stripe's webhook records it; reconciliation asks Stripe if it never does.
-      const requested = payment.amountRefunded + refund;
+      const requested = refundedOrAsked + refund;
       await audited(deps, async (tx) => {
         const total = await tx.noteRefundRequested(id, requested, deps.audit.actorId);
         return { result: total, change: paymentChange(id, 'refund_requested', { refundRequestedTotal: payment.refundRequestedTotal }, { refundRequestedTotal: total, amount: refund }) };
@@ -207,12 +213,16 @@ async function completeIntent(deps: PaymentDeps, stripe: StripeClient, id: numbe
   const payment = await repo.getPaymentWithUser(id);
   if (!payment) throw new NotFoundError('Payment');
   const userId = payment.user.id;
-  if (payment.status !== PaymentStatus.PENDING) return { payment: answer(deps, payment), clientSecret: null };
+  // Once paid, failed or canceled, a retry gets the payment as it is, and no secret to act on.
+  if (!CANCELABLE.includes(payment.status)) return { payment: answer(deps, payment), clientSecret: null };
 
   if (payment.stripePaymentId) {
+    // A retry (the client lost the first answer) while the customer can still act: pay, or finish
+    // 3-D Secure (REQUIRES_ACTION). The secret goes out only while Stripe agrees the intent awaits them.
     const intent = await callStripe(() => stripe.paymentIntents.retrieve(payment.stripePaymentId!));
-    return { payment: answer(deps, payment), clientSecret: intent.client_secret };
+    return { payment: answer(deps, payment), clientSecret: CUSTOMER_CAN_ACT.has(intent.status) ? intent.client_secret : null };
   }
+  if (payment.status !== PaymentStatus.PENDING) return { payment: answer(deps, payment), clientSecret: null };
 
   let intent: Stripe.PaymentIntent;
   try {

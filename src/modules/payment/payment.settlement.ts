@@ -58,12 +58,15 @@ export async function settle(
   observation: ProviderObservation,
   actor: AuditContext,
 ): Promise<{ outcome: SettlementOutcome; tags: string[] }> {
-  const before = { status: payment.status, failureReason: payment.failureReason ?? null, amountRefunded: payment.amountRefunded };
+  // The intent id too: settlement links it when the payment did not have it (the event's metadata
+  // named the payment), and that link is part of what the audit entry shows.
+  const before = { status: payment.status, failureReason: payment.failureReason ?? null, amountRefunded: payment.amountRefunded, stripePaymentId: payment.stripePaymentId ?? null };
+  const linked = { stripePaymentId: payment.stripePaymentId ?? observation.intentId };
   let after: typeof before;
   let outcome: SettlementOutcome;
   if (observation.kind === 'status') {
     if (!canTransition(payment.status, observation.status)) return { outcome: 'ignored_transition', tags: [] };
-    after = { ...before, status: observation.status, failureReason: observation.failureReason ?? before.failureReason };
+    after = { ...before, ...linked, status: observation.status, failureReason: observation.failureReason ?? before.failureReason };
     outcome = 'transitioned';
   } else {
     const refunded = Math.min(payment.amount, Math.max(payment.amountRefunded, observation.refundedTotal));
@@ -72,7 +75,7 @@ export async function settle(
     const status = full
       ? canTransition(payment.status, PaymentStatus.REFUNDED) ? PaymentStatus.REFUNDED : payment.status
       : canTransition(payment.status, PaymentStatus.COMPLETED) ? PaymentStatus.COMPLETED : payment.status;
-    after = { ...before, status, amountRefunded: full ? payment.amount : refunded };
+    after = { ...before, ...linked, status, amountRefunded: full ? payment.amount : refunded };
     outcome = full && status === PaymentStatus.REFUNDED ? 'transitioned' : 'refund_recorded';
   }
   const changed = (Object.keys(after) as (keyof typeof after)[]).filter((k) => after[k] !== before[k]);

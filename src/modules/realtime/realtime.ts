@@ -215,6 +215,8 @@ export function createRealtime(deps: RealtimeDeps) {
           return [new GraphQLError(`Query is too expensive: cost ${cost} is over the limit of ${maxCost} (lists count as many times as their "first")`, { extensions: { code: 'GRAPHQL_VALIDATION_FAILED', cost, maxCost } })];
         }
         const contextValue = await contextFor(contextDeps, `ws:${id}`, ctx.extra.claims as never, { fresh: false });
+        const socket = ctx.extra.socket!;
+        contextValue.connection = { close: (code, reason) => socket.close(code, reason) };
         return { schema, document, operationName: payload.operationName, variableValues: payload.variables, contextValue };
       },
       subscribe: (args) => subscribe(args),

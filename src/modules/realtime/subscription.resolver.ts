@@ -13,14 +13,37 @@ import { cacheTags } from '../../core/cache/index.js';
 /** Events a subscriber has not consumed yet; past this, its stream ends (it is not reading). */
 const MAX_QUEUED_EVENTS = 256;
 
+/** What happens to one event of a subscriber, once the subscriber is checked as they are now. */
+type Verdict = 'deliver' | 'skip' | 'end' | 'close';
+
+/**
+ * The subscriber, as the database says now (not as at subscribe time), before an event is delivered
+ * to them: the user's row through the event's shared loaders (one batch for all its subscribers on
+ * this instance; from the shared cache under `user:<id>`, which every write to the user bumps on every
+ * instance). Deactivated or deleted: the socket is closed (4403). A role change re-authorizes: an
+ * ADMIN-wide stream ends for a user who is no longer ADMIN; a payment the viewer may no longer see is
+ * not delivered, and a subscription to that one payment ends.
+ */
+async function recheck(ctx: Context, subscribedAs: Viewer, paymentId: number | null, event: PaymentEvent): Promise<Verdict> {
+  const row = await ctx.loaders.userById.load(subscribedAs.id);
+  if (!row || row.deletedAt !== null || !row.isActive) return 'close';
+  const viewer: Viewer = { id: row.id, role: row.role };
+  ctx.viewer = viewer;
+  if (paymentId === null && subscribedAs.role === Role.ADMIN && viewer.role !== Role.ADMIN) return 'end';
+  if (!canSeeUser(viewer, event.payment.userId)) return paymentId === null ? 'skip' : 'end';
+  return 'deliver';
+}
+
 /**
  * The events of the bus that `accept` lets through, as an async iterator. Before each event is
  * handed to the executor, the subscriber's context takes the loaders that event shares on this
- * instance, so `Payment.user` of 100 subscribers is one batch.
+ * instance (so `Payment.user` of 100 subscribers is one batch), and the subscriber is checked as they
+ * are now (`recheck`). A check that cannot be made (the database away) closes the socket with 1013
+ * (try again later): the client reconnects, and is checked at connect.
  */
-function eventStream(ctx: Context, accept: (payment: PaymentRow) => boolean): AsyncIterableIterator<PaymentEvent> {
+function eventStream(ctx: Context, subscribedAs: Viewer, paymentId: number | null, accept: (payment: PaymentRow) => boolean): AsyncIterableIterator<PaymentEvent> {
   const queue: PaymentEvent[] = [];
-  let waiting: ((result: IteratorResult<PaymentEvent>) => void) | null = null;
+  let waiting: ((event: PaymentEvent | null) => void) | null = null;
   let done = false;
   let overflow = false;
   const stop = ctx.events.bus.listen((event) => {
@@ -28,8 +51,7 @@ function eventStream(ctx: Context, accept: (payment: PaymentRow) => boolean): As
     if (waiting) {
       const resolve = waiting;
       waiting = null;
-      ctx.loaders = ctx.events.loadersFor(event);
-      resolve({ value: event, done: false });
+      resolve(event);
     } else if (queue.length < MAX_QUEUED_EVENTS) {
       queue.push(event);
     } else {
@@ -42,25 +64,39 @@ function eventStream(ctx: Context, accept: (payment: PaymentRow) => boolean): As
     done = true;
     stop();
     if (overflow) ctx.events.noteSlowSubscriber();
-    waiting?.({ value: undefined, done: true });
+    waiting?.(null);
     waiting = null;
   }
+  const end = (): IteratorResult<PaymentEvent> => {
+    finish();
+    return { value: undefined, done: true };
+  };
   return {
     [Symbol.asyncIterator]() {
       return this;
     },
-    next() {
-      const event = queue.shift();
-      if (event) {
+    async next() {
+      for (;;) {
+        const event = queue.shift() ?? (done ? null : await new Promise<PaymentEvent | null>((resolve) => (waiting = resolve)));
+        if (!event) return end();
         ctx.loaders = ctx.events.loadersFor(event);
-        return Promise.resolve({ value: event, done: false });
+        let verdict: Verdict;
+        try {
+          verdict = await recheck(ctx, subscribedAs, paymentId, event);
+        } catch {
+          ctx.connection?.close(1013, 'Cannot check the viewer now; reconnect');
+          return end();
+        }
+        if (verdict === 'deliver') return { value: event, done: false };
+        if (verdict === 'close') {
+          ctx.connection?.close(4403, 'This token no longer grants access');
+          return end();
+        }
+        if (verdict === 'end') return end();
       }
-      if (done) return Promise.resolve({ value: undefined, done: true });
-      return new Promise((resolve) => (waiting = resolve));
     },
     return() {
-      finish();
-      return Promise.resolve({ value: undefined, done: true });
+      return Promise.resolve(end());
     },
     throw(err?: unknown) {
       finish();
@@ -94,7 +130,7 @@ export class PaymentSubscriptionResolver {
         });
         if (!row || !canSeeUser(viewer, row.userId)) throw new NotFoundError('Payment');
       }
-      return eventStream(ctx, acceptFor(viewer, paymentId));
+      return eventStream(ctx, viewer, paymentId, acceptFor(viewer, paymentId));
     },
   })
   paymentUpdated(@Root() event: PaymentEvent, @Arg('id', () => ID, { nullable: true }) _id: string | null, @Ctx() _ctx: Context): PaymentRow {
