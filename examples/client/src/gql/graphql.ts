@@ -45,11 +45,13 @@ export type AuditEntry = {
   after?: Maybe<Scalars['JSONObject']['output']>;
   /** The changed fields as they were (null for a creation). */
   before?: Maybe<Scalars['JSONObject']['output']>;
+  /** The x-request-id the client sent with the request, if any: recorded beside requestId, never instead of it. */
+  clientRequestId?: Maybe<Scalars['String']['output']>;
   createdAt: Scalars['DateTime']['output'];
   entityId: Scalars['ID']['output'];
   entityType: AuditEntityType;
   id: Scalars['ID']['output'];
-  /** The request's x-request-id, the Stripe event id, or the reconciliation run. */
+  /** The request's own id (the x-request-id the server answered with), the Stripe event id, or the reconciliation run. */
   requestId?: Maybe<Scalars['String']['output']>;
 };
 
