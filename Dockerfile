@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
-# Node 24 LTS, the exact version CI and the bench run (runtime/package.json pins it; .nvmrc says it too).
+# Node 26 LTS, the exact version CI and the bench run (runtime/package.json pins it; .nvmrc says it too).
 # Build: compile TypeScript with the full toolchain.
-FROM node:24.22.3-bookworm-slim AS build
+FROM node:26.12.1-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -10,7 +10,7 @@ COPY src ./src
 RUN npm run build
 
 # Runtime: production dependencies and the compiled code only, as the unprivileged `node` user.
-FROM node:24.22.3-bookworm-slim AS runtime
+FROM node:26.12.1-bookworm-slim AS runtime
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=4000

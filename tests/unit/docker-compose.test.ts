@@ -126,7 +126,7 @@ describe('docker-compose.yml', () => {
 describe('Dockerfile', () => {
   it('builds in one stage and runs in another with production dependencies only, as a non-root user, checked on /readyz', () => {
     expect(dockerfile.match(/^FROM /gm)).toHaveLength(2);
-    expect(dockerfile).toMatch(/^FROM node:24[\w.-]* AS build$/m);
+    expect(dockerfile).toMatch(/^FROM node:26[\w.-]* AS build$/m);
     expect(dockerfile).toMatch(/^RUN npm ci --omit=dev/m);
     expect(dockerfile).toMatch(/^COPY --from=build \/app\/dist \.\/dist$/m);
     expect(dockerfile).toMatch(/^USER node$/m);
