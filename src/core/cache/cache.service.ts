@@ -57,6 +57,8 @@ const TAG_PREFIX = 'tag:';
 /** Tag versions outlive entries; an expired or evicted tag only causes misses (see `currentTagVersions`). */
 const TAG_TTL_MS = 24 * 60 * 60 * 1000;
 const ERROR_LOG_INTERVAL_MS = 10_000;
+/** Bound on `clear()`, a whole-namespace SCAN and delete, not a read on a request's path. */
+const CLEAR_TIMEOUT_MS = 30_000;
 /** Retry delays of invalidations that could not be written: from the first to the longest. */
 const REPLAY_FIRST_MS = 100;
 const REPLAY_MAX_MS = 2000;
@@ -597,9 +599,13 @@ export class CacheService {
     };
   }
 
-  /** Drops everything in this namespace (the original design note's `clear_cache`). */
+  /**
+   * Drops everything in this namespace (the original design note's `clear_cache`). Not a request's
+   * read: on Redis it SCANs the whole keyspace for the namespace, so it gets a bound of its own rather
+   * than the per-read timeout (which a busy Redis with many keys can pass without anything being wrong).
+   */
   async clear(): Promise<void> {
-    await this.guard(this.keyv.clear());
+    await this.guard(this.keyv.clear(), CLEAR_TIMEOUT_MS);
   }
 
   async close(): Promise<void> {
@@ -756,12 +762,12 @@ export class CacheService {
     );
   }
 
-  private guard<T>(operation: Promise<T>): Promise<T> {
+  private guard<T>(operation: Promise<T>, timeoutMs = this.options.timeoutMs): Promise<T> {
     // The memory store answers within the call: no timer, no race (two promises and a timer a call).
     if (!this.pingStore) return operation;
     let timer: NodeJS.Timeout;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new CacheTimeoutError(`cache store did not answer within ${this.options.timeoutMs} ms`)), this.options.timeoutMs);
+      timer = setTimeout(() => reject(new CacheTimeoutError(`cache store did not answer within ${timeoutMs} ms`)), timeoutMs);
     });
     return Promise.race([operation, timeout]).finally(() => clearTimeout(timer));
   }
