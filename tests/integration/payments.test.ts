@@ -368,6 +368,18 @@ describe('cancelPayment and refundPayment', () => {
     expect(r.body.data!.cancelPayment.status).toBe('CANCELED');
   });
 
+  it('cancels a REQUIRES_ACTION payment with no intent (set so by hand) instead of asking itself again for ever', async () => {
+    // Before: the cancel of an unlinked payment matched PENDING only, and its caller took "not
+    // canceled" for a race and started over, in the same request, with no end.
+    const [{ id }] = (await t.sql<{ id: number }>(`insert into payments (user_id, amount, currency, status) values (2, 300, 'usd', 'REQUIRES_ACTION') returning id`)) as [{ id: number }];
+    const r = await t.gql(`mutation { cancelPayment(id: "${id}") { status } }`, { token: admin });
+    expect(r.body.errors).toBeUndefined();
+    expect(r.body.data!.cancelPayment.status).toBe('CANCELED');
+    expect(await t.sql('select action, before, after from audit_log where entity_type = ? and entity_id = ?', ['PAYMENT', id])).toEqual([
+      { action: 'status_changed', before: { status: 'REQUIRES_ACTION' }, after: { status: 'CANCELED' } },
+    ]);
+  });
+
   it('lets only an ADMIN refund, only a COMPLETED payment, and no more than is left', async () => {
     const created = await create(user2, { amount: 8000 });
     const { id, stripePaymentId } = created.body.data!.createPayment.payment;

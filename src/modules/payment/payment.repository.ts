@@ -340,12 +340,16 @@ export class PaymentRepository extends EntityRepository<Payment> {
     return { id: existing.id, inserted: false, existing };
   }
 
-  /** PENDING -> CANCELED for a payment Stripe never heard of; false if it is no longer such a payment. */
-  async cancelUnlinked(id: number, actorId: number | null): Promise<boolean> {
+  /**
+   * -> CANCELED for a payment Stripe never heard of (no intent), in the cancelable status `status` it
+   * was read in (PENDING; REQUIRES_ACTION only if someone set it so); false if it moved meanwhile.
+   */
+  async cancelUnlinked(id: number, status: PaymentStatus, actorId: number | null): Promise<boolean> {
     const rows = await queryRows(
       this.getEntityManager(),
-      `update payments set status = 'CANCELED', updated_by = ?, updated_at = now() where id = ? and status = 'PENDING' and stripe_payment_id is null returning id`,
-      [actorId, id],
+      `update payments set status = 'CANCELED', updated_by = ?, updated_at = now()
+       where id = ? and status = ? and status in ('PENDING', 'REQUIRES_ACTION') and stripe_payment_id is null returning id`,
+      [actorId, id, status],
     );
     return rows.length > 0;
   }

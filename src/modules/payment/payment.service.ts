@@ -122,7 +122,7 @@ export function createPaymentService() {
     },
 
     /** Owner or ADMIN, PENDING only. Stripe's `payment_intent.canceled` webhook makes it CANCELED. */
-    async cancelPayment(deps: PaymentDeps, viewer: Viewer, id: number): Promise<PaymentRow> {
+    async cancelPayment(deps: PaymentDeps, viewer: Viewer, id: number, tries = 3): Promise<PaymentRow> {
       const stripe = requireStripe(deps.stripe);
       const payment = await payments(deps).getPaymentWithUser(id);
       if (!payment || !canSeeUser(viewer, payment.user.id)) throw new NotFoundError('Payment');
@@ -133,10 +133,15 @@ export function createPaymentService() {
       if (!intentId) {
         // Stripe never heard of it: cancel here, unless a concurrent retry just created its intent.
         const canceled = await audited(deps, async (tx) => {
-          const done = await tx.cancelUnlinked(id, deps.audit.actorId);
+          const done = await tx.cancelUnlinked(id, payment.status, deps.audit.actorId);
           return { result: done, change: done ? paymentChange(id, 'status_changed', { status: payment.status }, { status: PaymentStatus.CANCELED }) : null };
         });
-        if (!canceled) return this.cancelPayment(deps, viewer, id);
+        // It moved meanwhile (a concurrent retry created its intent, a webhook settled it): decide again
+        // on what it is now, a few times at most.
+        if (!canceled) {
+          if (tries > 1) return this.cancelPayment(deps, viewer, id, tries - 1);
+          throw new ConflictError('the payment changed while it was being canceled; read it and try again');
+        }
         await deps.invalidate(paymentWriteTags({ id, userId: payment.user.id, stripePaymentIds: [] }));
         return paymentNow(deps, id);
       }

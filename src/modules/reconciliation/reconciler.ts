@@ -143,7 +143,7 @@ export function createReconciler(options: ReconcilerOptions) {
       apply(id, runId, [], async (tx) => {
         const repo = tx.getRepository(Payment);
         // Unlinked: unless a completion links an intent meanwhile (that one would have to be canceled at Stripe).
-        const canceled = payment.stripePaymentId ? await repo.cancelPending(id, payment.status) : await repo.cancelUnlinked(id, null);
+        const canceled = payment.stripePaymentId ? await repo.cancelPending(id, payment.status) : await repo.cancelUnlinked(id, payment.status, null);
         if (!canceled) return [];
         await tx.getRepository(AuditLogEntry).append(reconcilerActor(runId), [
           { entityType: AuditEntityType.PAYMENT, entityId: id, action: 'status_changed', before: { status: payment.status }, after: { status: PaymentStatus.CANCELED } },
