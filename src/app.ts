@@ -123,6 +123,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       connectTimeoutMs: config.db.connectTimeoutMs,
       replicaUrls: config.replicas.urls,
       pooler: config.pooler,
+      migrationUrl: config.db.migrationUrl,
     },
     {},
     {

@@ -20,6 +20,7 @@ const variables = z.object({
     .pipe(z.array(postgresUrl))
     .optional(),
   DATABASE_POOLER: z.enum(['none', 'transaction']).default('none'),
+  DATABASE_MIGRATION_URL: postgresUrl.optional(),
   DATABASE_REPLICA_MAX_LAG_MS: z.coerce.number().int().min(0).max(3_600_000).default(5000),
   DATABASE_REPLICA_CHECK_MS: z.coerce.number().int().min(50).max(600_000).default(1000),
   JWT_SECRET: z.string().optional(),
@@ -167,6 +168,11 @@ export interface Config {
     readonly migrationLockTimeoutMs: number;
     /** How long an instance waits for another instance's migrations (one instance migrates at a time). */
     readonly migrationWaitMs: number;
+    /**
+     * A direct connection (not the pooler) for migrations: behind a transaction-mode pooler those that
+     * run outside a transaction (concurrent index builds, batched backfills) need one. Unset: DATABASE_URL.
+     */
+    readonly migrationUrl: string | undefined;
   };
   /**
    * Declared the only instance (SINGLE_INSTANCE=true): production may then run without Redis, and a
@@ -293,6 +299,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, entry: EntryPoi
       slowStatementMs: e.SLOW_STATEMENT_MS,
       migrationLockTimeoutMs: e.DB_MIGRATION_LOCK_TIMEOUT_MS,
       migrationWaitMs: e.DB_MIGRATION_WAIT_MS,
+      migrationUrl: e.DATABASE_MIGRATION_URL,
     }),
     singleInstance: e.SINGLE_INSTANCE ?? false,
     nPlusOne: Object.freeze({ mode: e.N_PLUS_ONE, threshold: e.N_PLUS_ONE_THRESHOLD }),

@@ -4,6 +4,9 @@ import { createTestApp, postTo, type TestApp } from '../helpers/test-app.js';
 import { createApp, type App } from '../../src/app.js';
 import { findPgbouncer, Pgbouncer } from '../helpers/pgbouncer.js';
 import { signedEvent, stripeEnvFor, StripeDouble } from '../helpers/stripe-double.js';
+import { createTestDatabase } from '../helpers/database.js';
+import { migrate } from '../../src/db/orm.js';
+import { migrationsList } from '../../src/db/migrations/index.js';
 
 const pgServerUrl = inject('pgServerUrl');
 // CI installs PgBouncer (.ci/run) and must run this; a bare machine without the package skips it.
@@ -40,7 +43,7 @@ describe.skipIf(!available)('behind PgBouncer in transaction mode', () => {
     await stripe?.close();
   });
 
-  it('reaches PostgreSQL through the pooler, with the statement timeout as the role default', async () => {
+  it('reaches PostgreSQL through the pooler, with the statement timeout and jit = off as the role defaults', async () => {
     const connection = pooled.orm.em.fork().getConnection();
     const [{ port }] = (await connection.execute("select current_setting('port') as port")) as { port: string }[];
     expect(Number(port)).toBe(Number(new URL(pgServerUrl).port || 5432));
@@ -54,9 +57,11 @@ describe.skipIf(!available)('behind PgBouncer in transaction mode', () => {
       await adminConsole.end();
     }
     expect(await connection.execute('show statement_timeout')).toEqual([{ statement_timeout: '300ms' }]);
+    expect(await connection.execute('show jit')).toEqual([{ jit: 'off' }]);
     await expect(connection.execute('select pg_sleep(1)')).rejects.toThrow(/statement timeout/);
-    // A direct connection sends the same bound as a startup parameter (which PgBouncer would refuse).
+    // A direct connection sends the same settings as startup parameters (which PgBouncer would refuse).
     expect(await t.app.orm.em.fork().getConnection().execute('show statement_timeout')).toEqual([{ statement_timeout: '300ms' }]);
+    expect(await t.app.orm.em.fork().getConnection().execute('show jit')).toEqual([{ jit: 'off' }]);
   });
 
   it('costs the same statements per operation as a direct connection', async () => {
@@ -125,5 +130,29 @@ describe.skipIf(!available)('behind PgBouncer in transaction mode', () => {
     );
     for (const w of writes) expect(w.body.errors).toBeUndefined();
     expect((await t.sql<{ name: string }>('select name from users where id = 4'))[0]!.name).toMatch(/^Pooled \d+$/);
+  });
+
+  it('migrates a fresh database: refuses the migrations that run outside a transaction through the pooler, naming DATABASE_MIGRATION_URL, and applies them over it', async () => {
+    const db = await createTestDatabase();
+    try {
+      const through = bouncer.url(db.url);
+      await expect(migrate({ databaseUrl: through, pooler: 'transaction', quiet: true })).rejects.toThrow(
+        /migration Migration20261201040000_list_indexes, Migration20261201050000_counters must run outside a transaction, which a transaction-mode pooler cannot do: set DATABASE_MIGRATION_URL/,
+      );
+      // Refused before any was applied: the check comes first, under the lock.
+      expect(await db.query("select to_regclass('users') as t")).toEqual([{ t: null }]);
+      // With a direct connection for migrations, the same start applies them all, then serves through the pooler.
+      const app = await createApp({ ...t.config, databaseUrl: through, pooler: 'transaction', db: { ...t.config.db, migrationUrl: db.url } });
+      try {
+        expect((await db.query<{ name: string }>('select name from mikro_orm_migrations order by id')).map((r) => r.name)).toEqual(migrationsList.map((m) => m.name));
+        expect(await db.query("select indexname from pg_indexes where indexname = 'users_email_trgm_index'")).toEqual([{ indexname: 'users_email_trgm_index' }]);
+        const [{ port }] = (await app.orm.em.fork().getConnection().execute("select current_setting('port') as port")) as { port: string }[];
+        expect(Number(port)).toBe(Number(new URL(pgServerUrl).port || 5432));
+      } finally {
+        await app.close();
+      }
+    } finally {
+      await db.drop();
+    }
   });
 });

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { MigrationObject } from '@mikro-orm/core';
-import { Migration } from '@mikro-orm/migrations';
+import { concurrentIndex, PaygraphMigration } from '../../src/db/migration.js';
 import { migrate, MIGRATION_LOCK_KEY } from '../../src/db/orm.js';
 import { migrationsList } from '../../src/db/migrations/index.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
@@ -47,14 +47,22 @@ describe.skipIf(!redisUrl)('three instances started at once', () => {
     const db = await database();
     // A database at its first migration, so three are pending, and the migrations table held
     // locked: every instance reaches its migration at the same moment, when the lock goes.
-    await migrate({ databaseUrl: db.url, quiet: true }, undefined, { migrations: { migrationsList: migrationsList.slice(0, 1), transactional: true, allOrNothing: true, snapshot: false, silent: true } });
+    await migrate({ databaseUrl: db.url, quiet: true }, undefined, { migrations: { migrationsList: migrationsList.slice(0, 1), snapshot: false, silent: true } });
     const lock = await holder(db.url);
     await lock.query('lock table mikro_orm_migrations in access exclusive mode');
     const starting = [0, 1, 2].map(() =>
       startProductionServer({ DATABASE_URL: db.url, REDIS_URL: redisUrl, CACHE_NAMESPACE: db.name, DB_MIGRATION_LOCK_TIMEOUT_MS: '60000' }),
     );
-    // Give all three the time to start and block (on the table lock, or on the first one's migration lock).
-    await expect.poll(async () => (await db.query<{ n: number }>("select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'"))[0]!.n, { timeout: 60_000, interval: 200 }).toBeGreaterThanOrEqual(3);
+    // Give all three the time to start: each has asked for the migration lock (the connection that
+    // holds or polls for it last ran pg_try_advisory_lock), and the one that got it is blocked on the table.
+    const reached = async () =>
+      (
+        await db.query<{ asked: number; blocked: number }>(
+          `select count(*) filter (where query like 'select pg_try_advisory_lock(%')::int as asked, count(*) filter (where wait_event_type = 'Lock')::int as blocked
+           from pg_stat_activity where datname = current_database()`,
+        )
+      )[0]!;
+    await expect.poll(reached, { timeout: 60_000, interval: 200 }).toEqual({ asked: 3, blocked: 1 });
     await lock.query('commit');
     await lock.end();
     const started = await Promise.all(starting);
@@ -72,17 +80,25 @@ describe.skipIf(!redisUrl)('three instances started at once', () => {
 });
 
 describe('migrations', () => {
-  class SlowMigration extends Migration {
-    override async up(): Promise<void> {
+  class SlowMigration extends PaygraphMigration {
+    protected override async change(): Promise<void> {
       this.addSql('select pg_sleep(0.6)');
     }
   }
-  class TouchUsers extends Migration {
-    override async up(): Promise<void> {
+  class TouchUsers extends PaygraphMigration {
+    protected override async change(): Promise<void> {
       this.addSql('alter table "users" add column "nickname" text null');
     }
   }
-  const list = (...extra: MigrationObject[]) => ({ migrations: { migrationsList: [...migrationsList, ...extra], transactional: true, allOrNothing: true, snapshot: false, silent: true } });
+  /** A concurrent index build, after a pause that lets a test line something up beside it. */
+  class ConcurrentIndex extends PaygraphMigration {
+    protected override readonly transactional = false;
+    protected override async change(): Promise<void> {
+      this.addSql('select pg_sleep(1)');
+      this.addSql('create index concurrently "users_name_index" on "users" ("name")');
+    }
+  }
+  const list = (...extra: MigrationObject[]) => ({ migrations: { migrationsList: [...migrationsList, ...extra], snapshot: false, silent: true } });
 
   it('run with no statement timeout, whatever the server\'s (a long index build is not cut short)', async () => {
     const db = await database();
@@ -95,7 +111,7 @@ describe('migrations', () => {
     await client.end();
   });
 
-  it('give up on a lock held past DB_MIGRATION_LOCK_TIMEOUT_MS, all or nothing, instead of queueing traffic behind them', async () => {
+  it('give up on a lock held past DB_MIGRATION_LOCK_TIMEOUT_MS, leaving nothing of the failed one, instead of queueing traffic behind them', async () => {
     const db = await database();
     await migrate({ databaseUrl: db.url, quiet: true });
     const reader = await holder(db.url);
@@ -112,6 +128,63 @@ describe('migrations', () => {
     // Just under: with the reader gone, the same migration applies.
     await migrate({ databaseUrl: db.url, quiet: true }, { lockTimeoutMs: 300, waitMs: 10_000 }, list({ name: 'Migration99990000000001_touch', class: TouchUsers }));
     expect(await migrationsRows(db)).toContain('Migration99990000000001_touch');
+  });
+
+  it('build an index concurrently outside a transaction: writes go on while it waits, and it is applied once the old transaction ends', async () => {
+    const db = await database();
+    await migrate({ databaseUrl: db.url, quiet: true });
+    // A transaction with a snapshot older than the build (a long report), which the build must wait for.
+    const old = new pg.Client({ connectionString: db.url });
+    await old.connect();
+    await old.query('begin isolation level repeatable read');
+    await old.query('select count(*) from users');
+    const migrating = migrate({ databaseUrl: db.url, quiet: true }, { lockTimeoutMs: 30_000, waitMs: 10_000 }, list({ name: 'Migration99990000000002_index', class: ConcurrentIndex }));
+    let settled = false;
+    void migrating.then(() => (settled = true), () => (settled = true));
+    await expect.poll(async () => (await db.query<{ n: number }>("select count(*)::int as n from pg_stat_activity where query like 'create index concurrently%' and wait_event_type = 'Lock'"))[0]!.n, { timeout: 10_000 }).toBe(1);
+    // The build is waiting; a write to the table it indexes is not (a plain CREATE INDEX would block it).
+    const writer = new pg.Client({ connectionString: db.url, statement_timeout: 2000 } as pg.ClientConfig);
+    await writer.connect();
+    await writer.query("insert into users (email, name) values ('beside@paygraph.dev', 'Beside')");
+    await writer.end();
+    expect(settled).toBe(false);
+    await old.query('commit');
+    await old.end();
+    expect((await migrating).at(-1)).toBe('Migration99990000000002_index');
+    expect(await db.query("select i.indisvalid as valid from pg_index i join pg_class c on c.oid = i.indexrelid where c.relname = 'users_name_index'")).toEqual([{ valid: true }]);
+  });
+
+  it('wait for the lock by asking again, not in a statement: an instance waiting does not hold up the other\'s concurrent index build', async () => {
+    const db = await database();
+    await migrate({ databaseUrl: db.url, quiet: true });
+    const lines: string[] = [];
+    const started = Date.now();
+    const first = migrate({ databaseUrl: db.url, quiet: true }, { lockTimeoutMs: 5000, waitMs: 20_000 }, list({ name: 'Migration99990000000002_index', class: ConcurrentIndex }));
+    await sleep(300);
+    // The second arrives while the first one's build is still to come, and waits for it.
+    const second = migrate({ databaseUrl: db.url, quiet: true }, { lockTimeoutMs: 5000, waitMs: 20_000, log: (l) => lines.push(l) }, list({ name: 'Migration99990000000002_index', class: ConcurrentIndex }));
+    expect((await first).at(-1)).toBe('Migration99990000000002_index');
+    // Blocked in a statement, the second would hold a snapshot the build waits for: lock timeout at 5 s.
+    expect(Date.now() - started).toBeLessThan(4000);
+    expect(await second).toEqual([]);
+    expect(lines).toEqual(['another instance is applying migrations; waiting for it (at most 20000 ms)']);
+  });
+
+  it('mend a concurrent index build that failed half-way: the invalid index left behind is dropped and built again', async () => {
+    const db = await database();
+    await migrate({ databaseUrl: db.url, quiet: true });
+    // What a build cut short leaves: the index, marked invalid (a unique build over duplicates fails so).
+    await db.query("insert into users (email, name) values ('one@paygraph.dev', 'Twin'), ('two@paygraph.dev', 'Twin')");
+    await expect(db.query('create unique index concurrently "users_name_index" on "users" ("name")')).rejects.toThrow(/could not create unique index/);
+    expect(await db.query("select i.indisvalid as valid from pg_index i join pg_class c on c.oid = i.indexrelid where c.relname = 'users_name_index'")).toEqual([{ valid: false }]);
+    class MendedIndex extends PaygraphMigration {
+      protected override readonly transactional = false;
+      protected override async change(): Promise<void> {
+        for (const sql of await concurrentIndex(this, 'users_name_index', '"users" ("name")')) this.addSql(sql);
+      }
+    }
+    await migrate({ databaseUrl: db.url, quiet: true }, undefined, list({ name: 'Migration99990000000003_mended', class: MendedIndex }));
+    expect(await db.query("select i.indisvalid as valid, i.indisunique as unique from pg_index i join pg_class c on c.oid = i.indexrelid where c.relname = 'users_name_index'")).toEqual([{ valid: true, unique: false }]);
   });
 
   it('wait for another instance\'s migrations at most DB_MIGRATION_WAIT_MS, then refuse to start, saying so', async () => {

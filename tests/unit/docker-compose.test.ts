@@ -57,11 +57,15 @@ describe('docker-compose.yml', () => {
     expect(db.hostname).toBe('pgbouncer');
     expect(db.port).toBe('6432');
     expect(app.environment.DATABASE_POOLER).toBe('transaction');
+    // Migrations go around the pooler, to the primary itself (some run outside a transaction).
+    const direct = new URL(app.environment.DATABASE_MIGRATION_URL);
+    expect(direct.hostname).toBe('postgres');
+    expect(direct.port).toBe('5432');
     const [replicaUrl, ...more] = String(app.environment.DATABASE_REPLICA_URLS).split(',');
     expect(more).toEqual([]);
     const rep = new URL(replicaUrl!);
     expect(rep.hostname).toBe('replica');
-    for (const u of [db, rep]) {
+    for (const u of [db, rep, direct]) {
       expect(u.username).toBe(env.POSTGRES_USER);
       expect(u.password).toBe(env.POSTGRES_PASSWORD);
       expect(u.pathname).toBe(`/${env.POSTGRES_DB}`);
@@ -69,11 +73,13 @@ describe('docker-compose.yml', () => {
     expect(new URL(app.environment.REDIS_URL).hostname).toBe('redis');
     expect(app.depends_on).toEqual({
       pgbouncer: { condition: 'service_healthy' },
+      postgres: { condition: 'service_healthy' },
       replica: { condition: 'service_started' },
       redis: { condition: 'service_healthy' },
     });
     const config = loadConfig(Object.fromEntries(Object.entries(app.environment).map(([k, v]) => [k, expand(String(v))])));
     expect(config.pooler).toBe('transaction');
+    expect(config.db.migrationUrl).toBe(direct.toString());
     expect(config.replicas.urls).toEqual([replicaUrl]);
   });
 

@@ -1,8 +1,8 @@
-import { Migration } from '@mikro-orm/migrations';
+import { PaygraphMigration } from '../migration.js';
 
 /** Users and payments, with the indexes the keyset-paginated reads need. */
-export class Migration20261129000000_initial extends Migration {
-  override async up(): Promise<void> {
+export class Migration20261129000000_initial extends PaygraphMigration {
+  protected override async change(): Promise<void> {
     this.addSql(`create table "users" (
       "id" serial primary key,
       "email" varchar(320) not null,

@@ -1,8 +1,8 @@
-import { Migration } from '@mikro-orm/migrations';
+import { PaygraphMigration } from '../migration.js';
 
 /** Payments through Stripe: the client's idempotency key, failure reason, refunded amount, and the webhook event log. */
-export class Migration20261129010000_stripe extends Migration {
-  override async up(): Promise<void> {
+export class Migration20261129010000_stripe extends PaygraphMigration {
+  protected override async change(): Promise<void> {
     this.addSql(`alter table "payments"
       add column "idempotency_key" varchar(255) null,
       add column "failure_reason" text null,

@@ -1,12 +1,12 @@
-import { Migration } from '@mikro-orm/migrations';
+import { PaygraphMigration } from '../migration.js';
 
 /**
  * Trust: intermediate payment states, soft-deleted users (a deleted user's email may be used again),
  * who created and last changed each row, refunds in flight for reconciliation, and the append-only
  * audit log.
  */
-export class Migration20261129020000_trust extends Migration {
-  override async up(): Promise<void> {
+export class Migration20261129020000_trust extends PaygraphMigration {
+  protected override async change(): Promise<void> {
     this.addSql(`alter table "payments" drop constraint if exists "payments_status_check";`);
     this.addSql(`alter table "payments" add constraint "payments_status_check"
       check ("status" in ('PENDING', 'REQUIRES_ACTION', 'PROCESSING', 'COMPLETED', 'FAILED', 'REFUNDED', 'CANCELED'));`);

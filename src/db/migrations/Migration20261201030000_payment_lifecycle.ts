@@ -1,4 +1,4 @@
-import { Migration } from '@mikro-orm/migrations';
+import { PaygraphMigration } from '../migration.js';
 
 /**
  * Reconciliation keeps moving, and abandoned payments end:
@@ -9,8 +9,8 @@ import { Migration } from '@mikro-orm/migrations';
  * - `payments_expirable_index`: PENDING and REQUIRES_ACTION payments by age, for their expiry.
  * Columns with constant defaults (no rewrite); the indexes are partial, over unsettled payments only.
  */
-export class Migration20261201030000_payment_lifecycle extends Migration {
-  override async up(): Promise<void> {
+export class Migration20261201030000_payment_lifecycle extends PaygraphMigration {
+  protected override async change(): Promise<void> {
     this.addSql(`alter table "payments" add column "reconcile_due_at" timestamptz(3) null, add column "reconcile_checks" int not null default 0;`);
     this.addSql(`drop index if exists "payments_unsettled_index";`);
     this.addSql(`create index "payments_reconcile_due_index" on "payments" ((coalesce("reconcile_due_at", "updated_at"))) where "status" in ('PENDING', 'REQUIRES_ACTION', 'PROCESSING') and "stripe_payment_id" is not null;`);

@@ -6,9 +6,11 @@ import { Migration20261201000000_leases } from './Migration20261201000000_leases
 import { Migration20261201010000_refund_attempt } from './Migration20261201010000_refund_attempt.js';
 import { Migration20261201020000_client_request_id } from './Migration20261201020000_client_request_id.js';
 import { Migration20261201030000_payment_lifecycle } from './Migration20261201030000_payment_lifecycle.js';
+import { Migration20261201040000_list_indexes } from './Migration20261201040000_list_indexes.js';
+import { Migration20261201050000_counters } from './Migration20261201050000_counters.js';
 
 // Listed explicitly rather than discovered by glob, so the same list works under tsx, vitest and
-// the compiled build. Append new migrations here (`npm run db:migration:create` prints the file).
+// the compiled build. Append new migrations here: a class extending PaygraphMigration (src/db/migration.ts).
 export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261129000000_initial', class: Migration20261129000000_initial },
   { name: 'Migration20261129010000_stripe', class: Migration20261129010000_stripe },
@@ -17,4 +19,6 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261201010000_refund_attempt', class: Migration20261201010000_refund_attempt },
   { name: 'Migration20261201020000_client_request_id', class: Migration20261201020000_client_request_id },
   { name: 'Migration20261201030000_payment_lifecycle', class: Migration20261201030000_payment_lifecycle },
+  { name: 'Migration20261201040000_list_indexes', class: Migration20261201040000_list_indexes },
+  { name: 'Migration20261201050000_counters', class: Migration20261201050000_counters },
 ];

@@ -26,9 +26,18 @@ export enum PaymentStatus {
   name: 'payments_user_id_created_at_id_index',
   expression: 'create index "payments_user_id_created_at_id_index" on "payments" ("user_id", "created_at" desc, "id" desc)',
 })
+// Every list read walks one of these in its own order, whatever the filter (Migration20261201040000_list_indexes).
 @Index({
-  name: 'payments_status_created_at_index',
-  expression: 'create index "payments_status_created_at_index" on "payments" ("status", "created_at" desc)',
+  name: 'payments_created_at_id_index',
+  expression: 'create index "payments_created_at_id_index" on "payments" ("created_at" desc, "id" desc)',
+})
+@Index({
+  name: 'payments_status_created_at_id_index',
+  expression: 'create index "payments_status_created_at_id_index" on "payments" ("status", "created_at" desc, "id" desc)',
+})
+@Index({
+  name: 'payments_user_id_status_created_at_id_index',
+  expression: 'create index "payments_user_id_status_created_at_id_index" on "payments" ("user_id", "status", "created_at" desc, "id" desc)',
 })
 // What reconciliation looks for: payments Stripe may still move on (in the order they are due), refunds
 // still in flight, and payments abandoned long enough to expire.

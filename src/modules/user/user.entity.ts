@@ -14,6 +14,18 @@ export enum Role {
   name: 'users_email_unique',
   expression: 'create unique index "users_email_unique" on "users" ("email") where "deleted_at" is null',
 })
+// `users(filter)` pages walk one of these in id order, whatever the filter; `emailContains` uses the
+// trigram index (Migration20261201040000_list_indexes).
+@Index({ name: 'users_email_trgm_index', expression: 'create index "users_email_trgm_index" on "users" using gin ("email" gin_trgm_ops)' })
+// One per combination of the filters, over users who exist and over deleted ones.
+@Index({ name: 'users_live_id_index', expression: 'create index "users_live_id_index" on "users" ("id") where "deleted_at" is null' })
+@Index({ name: 'users_live_active_id_index', expression: 'create index "users_live_active_id_index" on "users" ("is_active", "id") where "deleted_at" is null' })
+@Index({ name: 'users_live_role_id_index', expression: 'create index "users_live_role_id_index" on "users" ("role", "id") where "deleted_at" is null' })
+@Index({ name: 'users_live_active_role_id_index', expression: 'create index "users_live_active_role_id_index" on "users" ("is_active", "role", "id") where "deleted_at" is null' })
+@Index({ name: 'users_deleted_id_index', expression: 'create index "users_deleted_id_index" on "users" ("id") where "deleted_at" is not null' })
+@Index({ name: 'users_deleted_active_id_index', expression: 'create index "users_deleted_active_id_index" on "users" ("is_active", "id") where "deleted_at" is not null' })
+@Index({ name: 'users_deleted_role_id_index', expression: 'create index "users_deleted_role_id_index" on "users" ("role", "id") where "deleted_at" is not null' })
+@Index({ name: 'users_deleted_active_role_id_index', expression: 'create index "users_deleted_active_role_id_index" on "users" ("is_active", "role", "id") where "deleted_at" is not null' })
 export class User {
   [EntityRepositoryType]?: UserRepository;
   [OptionalProps]?: 'isActive' | 'role' | 'createdAt' | 'updatedAt';
