@@ -19,7 +19,6 @@
  * BENCH_COMPARE_BUILD=<dir> adds the app built in another checkout (its `dist/`, after its own `npm
  * run build`): a before/after of two versions of the code in one run, on the same database.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -31,13 +30,13 @@ import type { AddressInfo } from 'node:net';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { initORM } from '../src/db/orm.js';
-import { freePort, startEmbeddedPostgres } from '../src/db/embedded.js';
+import { startEmbeddedPostgres } from '../src/db/embedded.js';
 import { seedDemoData } from '../src/db/seeders/demo.seeder.js';
 import { secretKey, signToken } from '../src/modules/auth/auth.js';
 import { Role } from '../src/modules/user/user.entity.js';
 import { PAYMENTS_PER_USER, SCENARIOS, TOKEN_USERS, USERS, type Scenario } from './scenarios.js';
+import { JWT_SECRET, log, METRICS_TOKEN, nodeVersion, productionNodeArgs, root, SERVER_NODE, startProcess, statementStats, type Running } from './servers.js';
 
-const root = path.resolve(import.meta.dirname, '..');
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
@@ -49,17 +48,10 @@ const RESPONSE_CACHE_SCENARIOS: readonly string[] = ['Q1', 'Q2', 'Q4'];
 const QUERY_CACHE_WARM = 'app (cache warm)';
 const RESPONSE_CACHE_WARM = 'app (response cache warm)';
 const isWarm = (target: string) => target === QUERY_CACHE_WARM || target === RESPONSE_CACHE_WARM;
-const JWT_SECRET = randomBytes(32).toString('base64url');
-const METRICS_TOKEN = randomBytes(16).toString('hex');
-const log = (line: string) => process.stdout.write(`[bench] ${line}\n`);
-
-/** The Node the servers run on: production's (runtime/node.sh), unless BENCH_NODE names another. */
-const SERVER_NODE = process.env.BENCH_NODE || path.join(execFileSync('bash', [path.join(root, 'runtime/node.sh')], { encoding: 'utf8' }).trim(), 'node');
 const COMPARE_NODES = (process.env.BENCH_COMPARE_NODE ?? '').split(',').filter(Boolean);
 const ASYNC_CONTEXT = process.env.BENCH_ASYNC_CONTEXT === '1';
 const COMPARE_FLAGS = (process.env.BENCH_COMPARE_FLAGS ?? '').split(';').map((f) => f.trim()).filter(Boolean);
 const COMPARE_BUILD = process.env.BENCH_COMPARE_BUILD ? path.resolve(process.env.BENCH_COMPARE_BUILD) : null;
-const nodeVersion = (node: string) => execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
 
 /** BENCH_TRACING=1,0.1: also run the app with OpenTelemetry on at these sampling ratios (to a local receiver). */
 const TRACING_RATIOS = (process.env.BENCH_TRACING ?? '').split(',').filter(Boolean).map(Number);
@@ -139,48 +131,6 @@ async function createDatabase(): Promise<BenchDatabase> {
 }
 
 // --- servers -----------------------------------------------------------------------------------
-
-interface Running {
-  url: string;
-  child: ChildProcess;
-  stop(): Promise<void>;
-}
-
-async function startProcess(label: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp, node = SERVER_NODE, cwd = root): Promise<Running> {
-  const port = await freePort();
-  const child = spawn(node, args, { cwd, env: { ...process.env, ...env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (c) => (output += c));
-  child.stderr!.on('data', (c) => (output += c));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${label} did not start:\n${output}`)), 60_000);
-    const check = () => {
-      if (ready.test(output)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout!.on('data', check);
-    child.on('exit', (code) => reject(new Error(`${label} exited (${code}):\n${output}`)));
-  });
-  return {
-    url: `http://127.0.0.1:${port}`,
-    child,
-    stop: () =>
-      new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
-  };
-}
-
-/** Node flags of the production start command (`npm run start:prod`), so the bench runs what ships. */
-function productionNodeArgs(): string[] {
-  const script: string = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).scripts['start:prod'];
-  const words = script.split(/\s+/);
-  return words.slice(words.indexOf('node') + 1);
-}
 
 async function startApp(
   db: BenchDatabase,
@@ -263,13 +213,6 @@ async function withPeakRss<T>(pid: number, work: () => Promise<T>): Promise<{ re
   } finally {
     clearInterval(timer);
   }
-}
-
-/** Statements per request of one operation, from the server's own Prometheus histogram. */
-async function statementStats(url: string, operation: string): Promise<{ sum: number; count: number }> {
-  const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
-  const pick = (suffix: string) => Number(new RegExp(`^graphql_operation_sql_statements_${suffix}\\{operation="${operation}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
-  return { sum: pick('sum'), count: pick('count') };
 }
 
 // --- load --------------------------------------------------------------------------------------
@@ -505,7 +448,8 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
+// `npm run bench -- --scale`: the reads at two sizes of the data instead (bench/scale.ts).
+(process.argv.includes('--scale') ? import('./scale.js').then((m) => m.main()) : main()).catch((err) => {
   console.error(err);
   process.exit(1);
 });

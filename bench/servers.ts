@@ -1,0 +1,65 @@
+/** What the bench's runs share: the servers they start, the tokens they sign, what they read back. */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { freePort } from '../src/db/embedded.js';
+
+export const root = path.resolve(import.meta.dirname, '..');
+export const JWT_SECRET = randomBytes(32).toString('base64url');
+export const METRICS_TOKEN = randomBytes(16).toString('hex');
+export const log = (line: string) => process.stdout.write(`[bench] ${line}\n`);
+
+/** The Node the servers run on: production's (runtime/node.sh), unless BENCH_NODE names another. */
+export const SERVER_NODE = process.env.BENCH_NODE || path.join(execFileSync('bash', [path.join(root, 'runtime/node.sh')], { encoding: 'utf8' }).trim(), 'node');
+export const nodeVersion = (node: string) => execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
+
+export interface Running {
+  url: string;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export async function startProcess(label: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp, node = SERVER_NODE, cwd = root): Promise<Running> {
+  const port = await freePort();
+  const child = spawn(node, args, { cwd, env: { ...process.env, ...env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (c) => (output += c));
+  child.stderr!.on('data', (c) => (output += c));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${label} did not start:\n${output}`)), 60_000);
+    const check = () => {
+      if (ready.test(output)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', check);
+    child.on('exit', (code) => reject(new Error(`${label} exited (${code}):\n${output}`)));
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    child,
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+export /** Node flags of the production start command (`npm run start:prod`), so the bench runs what ships. */
+function productionNodeArgs(): string[] {
+  const script: string = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).scripts['start:prod'];
+  const words = script.split(/\s+/);
+  return words.slice(words.indexOf('node') + 1);
+}
+
+export /** Statements per request of one operation, from the server's own Prometheus histogram. */
+async function statementStats(url: string, operation: string): Promise<{ sum: number; count: number }> {
+  const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
+  const pick = (suffix: string) => Number(new RegExp(`^graphql_operation_sql_statements_${suffix}\\{operation="${operation}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  return { sum: pick('sum'), count: pick('count') };
+}
+
