@@ -284,10 +284,12 @@ export class PaymentRepository extends EntityRepository<Payment> {
   async countByUser(keys: readonly PaymentCountKey[]): Promise<number[]> {
     const raw = await queryRows<{ keyIndex: number; count: number }>(
       this.getEntityManager(),
-      `select k.i::int as "keyIndex", coalesce(sum(c.count), 0)::int as count
-       from unnest(?::int[], ?::text[]) with ordinality as k(user_id, status, i)
-       left join payment_counters c on c.user_id = k.user_id and (k.status is null or c.status = k.status)
-       group by k.i`,
+      // A subquery per key: each reads its user's few counter rows through the primary key, whatever
+      // the planner thinks of the table (a join let it hash a scan of every counter row, 5x slower for
+      // 50 users at 1,000).
+      `select k.i::int as "keyIndex",
+              coalesce((select sum(c.count) from payment_counters c where c.user_id = k.user_id and (k.status is null or c.status = k.status)), 0)::int as count
+       from unnest(?::int[], ?::text[]) with ordinality as k(user_id, status, i)`,
       [pgArray(keys.map((k) => k.userId)), pgArray(keys.map((k) => k.status))],
     );
     const counts = keys.map(() => 0);
