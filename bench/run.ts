@@ -35,7 +35,7 @@ import { seedDemoData } from '../src/db/seeders/demo.seeder.js';
 import { secretKey, signToken } from '../src/modules/auth/auth.js';
 import { Role } from '../src/modules/user/user.entity.js';
 import { PAYMENTS_PER_USER, SCENARIOS, TOKEN_USERS, USERS, type Scenario } from './scenarios.js';
-import { JWT_SECRET, log, METRICS_TOKEN, nodeVersion, productionNodeArgs, root, SERVER_NODE, startProcess, statementStats, type Running } from './servers.js';
+import { appEnv, JWT_SECRET, log, nodeVersion, productionNodeArgs, root, SERVER_NODE, startProcess, statementStats, type Running } from './servers.js';
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
@@ -145,19 +145,7 @@ async function startApp(
   return startProcess(
     label ?? (cache ? 'app (cache on)' : 'app'),
     [...(runtime.preload ?? []), ...args],
-    {
-      ...extraEnv,
-      NODE_ENV: 'production',
-      DATABASE_URL: databaseUrl,
-      SINGLE_INSTANCE: 'true',
-      JWT_SECRET,
-      METRICS_TOKEN,
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
-      CACHE_ENABLED: cache ? 'true' : 'false',
-      SEED_DEMO: 'false',
-      SHUTDOWN_GRACE_MS: '0',
-    },
+    { ...extraEnv, ...appEnv(databaseUrl), CACHE_ENABLED: cache ? 'true' : 'false' },
     /ready at/,
     runtime.node,
     runtime.cwd,

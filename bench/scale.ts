@@ -30,7 +30,7 @@ import { encodePaymentCursor } from '../src/core/pagination.js';
 import { secretKey, signToken } from '../src/modules/auth/auth.js';
 import { Role } from '../src/modules/user/user.entity.js';
 import { stripeEnvFor, StripeDouble } from '../tests/helpers/stripe-double.js';
-import { JWT_SECRET, log, METRICS_TOKEN, nodeVersion, productionNodeArgs, root, SERVER_NODE, startProcess, statementStats, type Running } from './servers.js';
+import { appEnv, JWT_SECRET, log, nodeVersion, productionNodeArgs, root, SERVER_NODE, startProcess, statementStats, type Running } from './servers.js';
 
 interface Size {
   users: number;
@@ -190,17 +190,9 @@ function startApp(build: Build, databaseUrl: string, stripe: StripeDouble, label
     productionNodeArgs(),
     {
       ...stripeEnvFor(stripe),
-      NODE_ENV: 'production',
-      DATABASE_URL: databaseUrl,
-      SINGLE_INSTANCE: 'true',
-      JWT_SECRET,
-      METRICS_TOKEN,
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
+      ...appEnv(databaseUrl),
       CACHE_ENABLED: 'false',
       RESPONSE_CACHE_ENABLED: 'false',
-      SEED_DEMO: 'false',
-      SHUTDOWN_GRACE_MS: '0',
       RECONCILE_INTERVAL_SECONDS: '0',
       // Large reads are what is measured: no limit of the API's cuts them short.
       DB_STATEMENT_TIMEOUT_MS: '60000',

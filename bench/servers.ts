@@ -14,6 +14,21 @@ export const log = (line: string) => process.stdout.write(`[bench] ${line}\n`);
 export const SERVER_NODE = process.env.BENCH_NODE || path.join(execFileSync('bash', [path.join(root, 'runtime/node.sh')], { encoding: 'utf8' }).trim(), 'node');
 export const nodeVersion = (node: string) => execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
 
+/** The settings every benched app runs with (production mode, one instance, no demo data), on `databaseUrl`. */
+export function appEnv(databaseUrl: string): NodeJS.ProcessEnv {
+  return {
+    NODE_ENV: 'production',
+    DATABASE_URL: databaseUrl,
+    SINGLE_INSTANCE: 'true',
+    JWT_SECRET,
+    METRICS_TOKEN,
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    SEED_DEMO: 'false',
+    SHUTDOWN_GRACE_MS: '0',
+  };
+}
+
 export interface Running {
   url: string;
   child: ChildProcess;
