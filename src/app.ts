@@ -12,7 +12,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type { ValidationRule } from 'graphql';
 import type { Config } from './config.js';
 import { buildContext, type Context } from './context.js';
-import { buildAppSchema } from './schema.js';
+import { buildServedSchema } from './schema.js';
 import { initORM } from './db/orm.js';
 import type { StatementTotals } from './core/sql-stats.js';
 import { formatClientError, RETRY_AFTER_SECONDS } from './core/errors.js';
@@ -144,7 +144,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     throw err;
   }
   const tokens = new TokenVerifier(secretKey(config.jwtSecret));
-  const schema = await buildAppSchema(options.extraResolvers);
+  const schema = await buildServedSchema({ federation: config.graphql.federation, extraResolvers: options.extraResolvers });
 
   const fastify = Fastify({
     logger: loggerOptions(config, options.logStream),

@@ -45,6 +45,7 @@ const variables = z.object({
   GRAPHQL_MAX_DIRECTIVES: z.coerce.number().int().min(0).max(1000).default(20),
   GRAPHQL_BATCH_MAX: z.coerce.number().int().min(0).max(100).default(0),
   GRAPHQL_EXECUTOR: z.enum(['jit', 'graphql-js']).default('jit'),
+  GRAPHQL_FEDERATION: booleanFromEnv.optional(),
   GRAPHQL_JIT_COMPILE_AFTER: z.coerce.number().int().min(1).max(1000).default(2),
   GRAPHQL_TRUSTED_DOCUMENTS: z.string().min(1).optional(),
   GRAPHQL_TRUSTED_DOCUMENTS_ADMIN_ANY: booleanFromEnv.optional(),
@@ -207,6 +208,8 @@ export interface Config {
     readonly trustedDocumentsAdminAny: boolean;
     /** How long an automatic persisted query's hash is remembered (in the shared store). */
     readonly persistedQueriesTtlSeconds: number;
+    /** The schema is an Apollo Federation 2 subgraph (GRAPHQL_FEDERATION=true; src/modules/federation). */
+    readonly federation: boolean;
   };
   /** Adds `extensions.sql` (statement count, time, texts) and `extensions.cache` to every response. */
   readonly debugSql: boolean;
@@ -317,6 +320,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, entry: EntryPoi
       trustedDocuments: e.GRAPHQL_TRUSTED_DOCUMENTS,
       trustedDocumentsAdminAny: e.GRAPHQL_TRUSTED_DOCUMENTS_ADMIN_ANY ?? false,
       persistedQueriesTtlSeconds: e.PERSISTED_QUERIES_TTL_SECONDS,
+      federation: e.GRAPHQL_FEDERATION ?? false,
     }),
     debugSql: e.DEBUG_SQL ?? e.NODE_ENV === 'development',
     redisUrl: e.REDIS_URL,

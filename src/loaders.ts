@@ -7,7 +7,8 @@ import type { QueryCache } from './core/cache/index.js';
  * EntityManager the scope hands them (the request's fork, its statements marked as tagged reads).
  */
 export function createLoaders(cache: QueryCache) {
-  return { ...createUserLoaders(cache), ...createPaymentLoaders(cache) };
+  const users = createUserLoaders(cache);
+  return { ...users, ...createPaymentLoaders(cache, users.primeUsers) };
 }
 
 export type Loaders = ReturnType<typeof createLoaders>;

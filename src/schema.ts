@@ -12,6 +12,7 @@ import { Role } from './modules/user/user.entity.js';
 import { ForbiddenError } from './core/errors.js';
 import { useLeanFieldResolvers } from './core/lean-resolvers.js';
 import { notePath, TrackResolverPath } from './core/resolver-path.js';
+import { buildSubgraph } from './modules/federation/federation.js';
 import type { Context } from './context.js';
 
 export const resolvers: NonEmptyArray<Function> = [UserResolver, PaymentResolver, AuditResolver, PaymentSubscriptionResolver];
@@ -106,4 +107,13 @@ export async function buildAppSchema(extraResolvers: Function[] = []): Promise<G
 /** The SDL committed as schema.graphql: sorted, so diffs show real changes only. */
 export function printAppSchema(schema: GraphQLSchema): string {
   return `${printSchema(lexicographicSortSchema(schema))}\n`;
+}
+
+/**
+ * The schema the server runs: the app schema, or with `federation` (GRAPHQL_FEDERATION=true) the
+ * Apollo Federation 2 subgraph over it (src/modules/federation).
+ */
+export async function buildServedSchema(options: { federation: boolean; extraResolvers?: Function[] }): Promise<GraphQLSchema> {
+  const schema = await buildAppSchema(options.extraResolvers);
+  return options.federation ? buildSubgraph(schema, printAppSchema(schema)) : schema;
 }

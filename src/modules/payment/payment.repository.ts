@@ -182,6 +182,12 @@ export class PaymentRepository extends EntityRepository<Payment> {
     return payments[0] ? { payment: payments[0], user: users[0]! } : null;
   }
 
+  /** Payments with their users, as `findRowWithUser` reads one, for many ids: one statement, in no particular order. */
+  async findRowsWithUsers(ids: readonly number[]): Promise<{ payments: PaymentRow[]; users: UserRow[] }> {
+    if (ids.length === 0) return { payments: [], users: [] };
+    return this.selectWithUsers('where p.id = any(?::int[])', [pgArray(ids)], '');
+  }
+
   /** Full rows of these payments, in no particular order: one statement. */
   async findRowsByIds(ids: readonly number[]): Promise<PaymentRow[]> {
     if (ids.length === 0) return [];
