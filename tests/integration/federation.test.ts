@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'graphql';
@@ -9,6 +11,7 @@ import { composeServices } from '@apollo/composition';
 import { ApolloGateway, RemoteGraphQLDataSource } from '@apollo/gateway';
 import { createTestApp, postTo, type TestApp } from '../helpers/test-app.js';
 import { projectRoot } from '../helpers/server-process.js';
+import { documentHash } from '../../src/modules/documents/trusted-documents.js';
 
 /**
  * paygraph as an Apollo Federation 2 subgraph (GRAPHQL_FEDERATION=true), under a real gateway: its
@@ -223,6 +226,28 @@ describe('a federation subgraph', () => {
       expect((after.body as any).data._entities).toEqual([{ id: '3', name: 'Renamed' }]);
     } finally {
       await c.close();
+    }
+  });
+
+  it("subgraph requests meet the same limits and trusted documents: the router's listed _entities runs, an unlisted one and one too deep are refused with their codes", async () => {
+    const listed = 'query Refs($r: [_Any!]!) { _entities(representations: $r) { ... on Payment { id user { email } } } }';
+    const deep = 'query Deep($r: [_Any!]!) { _entities(representations: $r) { ... on User { payments(first: 1) { nodes { user { payments(first: 1) { nodes { id } } } } } } } }';
+    const dir = await mkdtemp(path.join(tmpdir(), 'paygraph-subgraph-'));
+    const manifest = path.join(dir, 'persisted-documents.json');
+    await writeFile(manifest, JSON.stringify(Object.fromEntries([listed, deep].map((d) => [documentHash(d), d]))));
+    const c = await createTestApp({ seed: { users: 3, paymentsPerUser: 1 }, env: { GRAPHQL_FEDERATION: 'true', GRAPHQL_TRUSTED_DOCUMENTS: manifest, GRAPHQL_MAX_DEPTH: '4' } });
+    try {
+      const token = await c.adminToken();
+      const ok = await postTo(c.app, listed, { token, variables: { r: [{ __typename: 'Payment', id: '1' }] } });
+      expect((ok.body as any).errors).toBeUndefined();
+      expect((ok.body as any).data._entities).toEqual([{ id: '1', user: { email: 'admin@paygraph.dev' } }]);
+      const unlisted = await postTo(c.app, 'query($r: [_Any!]!) { _entities(representations: $r) { ... on User { email } } }', { token, variables: { r: [{ __typename: 'User', id: '2' }] } });
+      expect((unlisted.body as any).errors[0].extensions.code).toBe('TRUSTED_DOCUMENT_REQUIRED');
+      const tooDeep = await postTo(c.app, deep, { token, variables: { r: [{ __typename: 'User', id: '2' }] } });
+      expect((tooDeep.body as any).errors[0]).toMatchObject({ extensions: { code: 'GRAPHQL_VALIDATION_FAILED' }, message: expect.stringMatching(/Query depth limit of 4 exceeded/) });
+    } finally {
+      await c.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

@@ -153,4 +153,35 @@ describe('OpenTelemetry traces', () => {
     const mine = await traceOf(traceId, (s) => s.some((x) => x.kind === 3)); // CLIENT
     expect(mine.filter((s) => s.kind === 3).length).toBeGreaterThanOrEqual(1);
   });
+
+  it("continues a federation router's trace through _entities: the operation, the paymentById batch and its one statement", async () => {
+    const { createTestApp } = await import('../helpers/test-app.js');
+    const subgraph = await createTestApp({ seed: { users: 3, paymentsPerUser: 2 }, env: { GRAPHQL_FEDERATION: 'true' } });
+    try {
+      await subgraph.app.fastify.listen({ host: '127.0.0.1', port: 0 });
+      const url = `http://127.0.0.1:${(subgraph.app.fastify.server.address() as { port: number }).port}/graphql`;
+      const admin = await subgraph.adminToken();
+      const send = (traceId: string) =>
+        fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${admin}`, traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` },
+          body: JSON.stringify({ query: 'query Refs($r: [_Any!]!) { _entities(representations: $r) { ... on Payment { id amount } } }', variables: { r: [{ __typename: 'Payment', id: '1' }, { __typename: 'Payment', id: '2' }] } }),
+        }).then((res) => res.json() as Promise<any>);
+      await send(randomBytes(16).toString('hex')); // the viewer's state is cached from here on
+      const traceId = randomBytes(16).toString('hex');
+      const body = await send(traceId);
+      expect(body.errors).toBeUndefined();
+      expect(body.data._entities.map((e: { id: string }) => e.id)).toEqual(['1', '2']);
+      const mine = await traceOf(traceId, (s) => s.some((x) => x.name === 'graphql.query Refs') && s.some((x) => attr(x, 'db.query.shape')));
+      const operation = mine.find((s) => s.name === 'graphql.query Refs')!;
+      const batch = mine.find((s) => s.name === 'dataloader.batch paymentById')!;
+      expect(batch.parentSpanId).toBe(operation.spanId);
+      expect(Number(attr(batch, 'paygraph.batch.size'))).toBe(2);
+      const sql = mine.filter((s) => attr(s, 'db.query.shape'));
+      expect(sql).toHaveLength(1);
+      expect(sql[0]!.parentSpanId).toBe(batch.spanId);
+    } finally {
+      await subgraph.close();
+    }
+  });
 });
