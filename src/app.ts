@@ -13,6 +13,7 @@ import type { ValidationRule } from 'graphql';
 import type { Config } from './config.js';
 import { buildContext, type Context } from './context.js';
 import { buildServedSchema } from './schema.js';
+import { registerCors } from './modules/access/cors.js';
 import { initORM } from './db/orm.js';
 import type { StatementTotals } from './core/sql-stats.js';
 import { formatClientError, RETRY_AFTER_SECONDS } from './core/errors.js';
@@ -156,6 +157,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     // The request's identity is made here, whatever the client sends (see core/request-id.ts).
     genReqId: () => randomUUID(),
   });
+  await registerCors(fastify, config.corsOrigins);
   fastify.addHook('onSend', async (request, reply) => {
     void reply.header('x-request-id', request.id);
     // The client's own id, recorded beside ours, goes back to it under its own name.

@@ -8,6 +8,16 @@ const postgresUrl = z
   .string()
   .regex(/^postgres(ql)?:\/\//, { message: 'must be a postgres:// or postgresql:// URL' });
 
+/** A web origin exactly as browsers send it in `Origin`: http(s), host, optional port, nothing more. */
+function isOrigin(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'https:' || url.protocol === 'http:') && url.origin === value;
+  } catch {
+    return false;
+  }
+}
+
 const variables = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   HOST: z.string().min(1).optional(),
@@ -20,6 +30,11 @@ const variables = z.object({
     .pipe(z.array(postgresUrl))
     .optional(),
   DATABASE_POOLER: z.enum(['none', 'transaction']).default('none'),
+  CORS_ORIGINS: z
+    .string()
+    .transform((v) => v.split(',').map((o) => o.trim()).filter(Boolean))
+    .pipe(z.array(z.string().refine(isOrigin, { message: 'must list origins such as https://app.example.com (scheme, host and port only; no "*", no path)' })))
+    .optional(),
   DATABASE_MIGRATION_URL: postgresUrl.optional(),
   DATABASE_REPLICA_MAX_LAG_MS: z.coerce.number().int().min(0).max(3_600_000).default(5000),
   DATABASE_REPLICA_CHECK_MS: z.coerce.number().int().min(50).max(600_000).default(1000),
@@ -142,6 +157,8 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** After SIGTERM/SIGINT, keep serving (while /readyz says 503) this long before closing. */
   readonly shutdownGraceMs: number;
+  /** Web origins whose pages may call the API from a browser (CORS_ORIGINS); empty: same origin only. */
+  readonly corsOrigins: readonly string[];
   /** Streaming replicas of DATABASE_URL that query reads may go to (src/db/replicas); empty: none. */
   readonly replicas: {
     readonly urls: readonly string[];
@@ -295,6 +312,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, entry: EntryPoi
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     pooler: e.DATABASE_POOLER,
+    corsOrigins: Object.freeze(e.CORS_ORIGINS ?? []),
     replicas: Object.freeze({ urls: Object.freeze(e.DATABASE_REPLICA_URLS ?? []), maxLagMs: e.DATABASE_REPLICA_MAX_LAG_MS, checkMs: e.DATABASE_REPLICA_CHECK_MS }),
     db: Object.freeze({
       statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS,
