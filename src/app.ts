@@ -14,6 +14,7 @@ import type { Config } from './config.js';
 import { buildContext, type Context } from './context.js';
 import { buildServedSchema } from './schema.js';
 import { registerCors } from './modules/access/cors.js';
+import { OidcSignIn } from './modules/identity/oidc.js';
 import { initORM } from './db/orm.js';
 import type { StatementTotals } from './core/sql-stats.js';
 import { formatClientError, RETRY_AFTER_SECONDS } from './core/errors.js';
@@ -144,7 +145,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     await orm.close(true);
     throw err;
   }
-  const tokens = new TokenVerifier(secretKey(config.jwtSecret));
+  const tokens = new TokenVerifier(
+    secretKey(config.jwtSecret),
+    undefined,
+    undefined,
+    config.oidc ? new OidcSignIn(config.oidc, orm, { onError: (message, err) => fastify.log.warn({ err }, message) }) : null,
+  );
   const schema = await buildServedSchema({ federation: config.graphql.federation, extraResolvers: options.extraResolvers });
 
   const fastify = Fastify({

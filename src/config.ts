@@ -39,6 +39,12 @@ const variables = z.object({
   DATABASE_REPLICA_MAX_LAG_MS: z.coerce.number().int().min(0).max(3_600_000).default(5000),
   DATABASE_REPLICA_CHECK_MS: z.coerce.number().int().min(50).max(600_000).default(1000),
   JWT_SECRET: z.string().optional(),
+  OIDC_ISSUER: z.url({ protocol: /^https?$/ }).optional(),
+  OIDC_AUDIENCE: z.string().min(1).optional(),
+  OIDC_JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
+  OIDC_NEW_USERS: z.enum(['link', 'create']).default('link'),
+  OIDC_CLOCK_SKEW_SECONDS: z.coerce.number().int().min(0).max(300).default(60),
+  OIDC_JWKS_MIN_INTERVAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(30_000),
   JWT_TTL_SECONDS: z.coerce.number().int().positive().max(86_400, { message: 'must be at most 86400 (one day): a token outlives every revocation it is not checked against' }).default(3600),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10000),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(60_000).default(250),
@@ -123,6 +129,12 @@ const envSchema = (entry: EntryPoint) => variables.superRefine((env, ctx) => {
         'is required in production: without it revocation, cache invalidation and subscriptions stay inside each process, which several instances cannot share. Set SINGLE_INSTANCE=true to declare that this is the only instance (a second one is then refused at start)',
     });
   }
+  if (env.OIDC_ISSUER && !env.OIDC_AUDIENCE) {
+    ctx.addIssue({ code: 'custom', path: ['OIDC_AUDIENCE'], message: "is required with OIDC_ISSUER: a token is accepted only if it was issued for this API (its 'aud')" });
+  }
+  if (!env.OIDC_ISSUER && (env.OIDC_AUDIENCE || env.OIDC_JWKS_URL)) {
+    ctx.addIssue({ code: 'custom', path: ['OIDC_ISSUER'], message: 'is required with OIDC_AUDIENCE or OIDC_JWKS_URL' });
+  }
   if (env.NODE_ENV === 'production' && server && !env.METRICS_TOKEN && env.METRICS_PUBLIC !== true) {
     ctx.addIssue({
       code: 'custom',
@@ -151,6 +163,18 @@ export interface Config {
   readonly dataDir: string;
   /** Unset outside production: a development secret is generated and kept under `dataDir`. */
   readonly jwtSecret: string | undefined;
+  /** An OpenID Connect provider whose tokens are accepted beside ours (src/modules/identity); null: none. */
+  readonly oidc: {
+    readonly issuer: string;
+    readonly audience: string;
+    /** Unset: the issuer's discovery document names it. */
+    readonly jwksUrl: string | undefined;
+    /** A first sign-in links by verified email (`link`), or else creates a USER (`create`). */
+    readonly newUsers: 'link' | 'create';
+    readonly clockSkewSeconds: number;
+    /** A token naming a key not known makes a fetch of the JWKS at most this often. */
+    readonly jwksMinIntervalMs: number;
+  } | null;
   readonly jwtTtlSeconds: number;
   readonly dbPoolMax: number;
   /** After SIGTERM/SIGINT, exit non-zero if draining takes longer than this. */
@@ -307,6 +331,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, entry: EntryPoi
     databaseUrl: e.DATABASE_URL,
     dataDir: e.DATA_DIR,
     jwtSecret: e.JWT_SECRET,
+    oidc: e.OIDC_ISSUER
+      ? Object.freeze({ issuer: e.OIDC_ISSUER, audience: e.OIDC_AUDIENCE!, jwksUrl: e.OIDC_JWKS_URL, newUsers: e.OIDC_NEW_USERS, clockSkewSeconds: e.OIDC_CLOCK_SKEW_SECONDS, jwksMinIntervalMs: e.OIDC_JWKS_MIN_INTERVAL_MS })
+      : null,
     jwtTtlSeconds: e.JWT_TTL_SECONDS,
     dbPoolMax: e.DB_POOL_MAX,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,

@@ -84,8 +84,8 @@ export class PaymentProviderUnavailableError extends CodedError {
  * stays on `originalError` for the log; clients get this message only.
  */
 export class ServiceUnavailableError extends GraphQLError {
-  constructor(originalError?: unknown) {
-    super('The database is unavailable; retry shortly', {
+  constructor(originalError?: unknown, message = 'The database is unavailable; retry shortly') {
+    super(message, {
       originalError: originalError instanceof Error ? originalError : undefined,
       extensions: { code: 'SERVICE_UNAVAILABLE', http: { status: 503, headers: new HeaderMap([['retry-after', String(RETRY_AFTER_SECONDS)]]) } },
     });

@@ -70,9 +70,9 @@ export function ormOptions(settings: OrmSettings, totals = new StatementTotals()
     loggerFactory: (options) => new StatsLogger(options, totals),
     // Request code forks explicitly; touching the global EntityManager is a bug we want to see.
     allowGlobalContext: false,
-    // Tables without an entity, owned by their own module's SQL (src/db/single-instance.ts) or by the
-    // triggers that keep them (Migration20261201050000_counters; read by the repositories).
-    schemaGenerator: { skipTables: ['instance_leases', 'payment_counters', 'payment_totals', 'user_totals'] },
+    // Tables without an entity, owned by their own module's SQL (src/db/single-instance.ts,
+    // src/modules/identity) or by the triggers that keep them (Migration20261201050000_counters; read by the repositories).
+    schemaGenerator: { skipTables: ['instance_leases', 'payment_counters', 'payment_totals', 'user_totals', 'user_identities'] },
     forceUtcTimezone: true,
   };
 }

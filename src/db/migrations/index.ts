@@ -8,6 +8,7 @@ import { Migration20261201020000_client_request_id } from './Migration2026120102
 import { Migration20261201030000_payment_lifecycle } from './Migration20261201030000_payment_lifecycle.js';
 import { Migration20261201040000_list_indexes } from './Migration20261201040000_list_indexes.js';
 import { Migration20261201050000_counters } from './Migration20261201050000_counters.js';
+import { Migration20261207000000_identities } from './Migration20261207000000_identities.js';
 
 // Listed explicitly rather than discovered by glob, so the same list works under tsx, vitest and
 // the compiled build. Append new migrations here: a class extending PaygraphMigration (src/db/migration.ts).
@@ -21,4 +22,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261201030000_payment_lifecycle', class: Migration20261201030000_payment_lifecycle },
   { name: 'Migration20261201040000_list_indexes', class: Migration20261201040000_list_indexes },
   { name: 'Migration20261201050000_counters', class: Migration20261201050000_counters },
+  { name: 'Migration20261207000000_identities', class: Migration20261207000000_identities },
 ];

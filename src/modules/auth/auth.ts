@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { jwtVerify, SignJWT } from 'jose';
+import { decodeProtectedHeader, jwtVerify, SignJWT } from 'jose';
 import { Role } from '../user/user.entity.js';
 import { ForbiddenError, InvalidTokenError, UnauthenticatedError } from '../../core/errors.js';
 
-/** Who is asking, as the token says. Resolving it costs no SQL. */
+/** Who is asking, as the token says (an identity provider's token: as its identity's user is). */
 export interface Viewer {
   id: number;
   role: Role;
@@ -42,6 +42,8 @@ export class TokenVerifier {
     private readonly key: Uint8Array,
     private readonly maxRemembered = 10_000,
     private readonly now: () => number = Date.now,
+    /** An identity provider's tokens (OIDC_ISSUER; src/modules/identity), beside our own HS256 ones. */
+    private readonly provider: { verify(token: string): Promise<{ viewer: Viewer; expiresAtMs: number }> } | null = null,
   ) {}
 
   async viewerFromAuthorization(header: string | undefined): Promise<Viewer | null> {
@@ -80,6 +82,7 @@ export class TokenVerifier {
   }
 
   private async verify(token: string): Promise<{ viewer: Viewer; expiresAtMs: number }> {
+    if (this.provider && !isOwnToken(token)) return this.provider.verify(token);
     try {
       const { payload } = await jwtVerify(token, this.key, { algorithms: [ALGORITHM], requiredClaims: ['sub', 'exp'], currentDate: new Date(this.now()) });
       const id = Number(payload.sub);
@@ -91,6 +94,15 @@ export class TokenVerifier {
     } catch {
       throw new InvalidTokenError('Invalid or expired token');
     }
+  }
+}
+
+/** Signed by us (HS256 with JWT_SECRET), rather than by an identity provider. */
+function isOwnToken(token: string): boolean {
+  try {
+    return decodeProtectedHeader(token).alg === ALGORITHM;
+  } catch {
+    return true; // not a JWT at all: refused by the HS256 path with the usual message
   }
 }
 
