@@ -85,13 +85,16 @@ describe('tokens from an OpenID Connect provider', () => {
     await provider.close();
   });
 
-  it('with the provider down and no key fetched yet: 503 SERVICE_UNAVAILABLE (retry), not a refusal; once it answers, the token is accepted', async () => {
+  it('with the provider down and no key fetched yet: 503 SERVICE_UNAVAILABLE (retry), not a refusal, asking it at most once a second; once it answers, the token is accepted', async () => {
     const token = await provider.token('sub-user2', { email: 'User2@paygraph.dev', email_verified: true });
     const r = await ask(t, token);
     expect(r.status).toBe(503);
     expect(r.code).toBe('SERVICE_UNAVAILABLE');
     expect(r.message).toMatch(/identity provider is unreachable/);
+    // Asked again at most once a second while it has no key: a second request at once is still a 503.
     provider.down = false;
+    expect((await ask(t, token)).code).toBe('SERVICE_UNAVAILABLE');
+    await new Promise((resolve) => setTimeout(resolve, 1100));
     const ok = await ask(t, token);
     expect(ok.code).toBeUndefined();
     expect(ok.data.me).toEqual({ id: '2', email: 'user2@paygraph.dev', role: 'USER' });

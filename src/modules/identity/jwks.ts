@@ -16,6 +16,9 @@ export interface JwksOptions {
   onError?: (message: string, err: unknown) => void;
 }
 
+/** How often a server that has no key yet asks a provider that does not answer. */
+const NO_KEYS_RETRY_MS = 1000;
+
 /** The provider could not be asked for its keys, and none are known: the request is retried later, not refused. */
 export class IdentityProviderUnavailableError extends Error {
   override name = 'IdentityProviderUnavailableError';
@@ -25,7 +28,8 @@ export class IdentityProviderUnavailableError extends Error {
  * The provider's signing keys, for jose's `jwtVerify`. Fetched when first needed (a server starts while
  * the provider is unreachable), kept and fetched again every `refreshMs` while in use, and at once when
  * a token names a `kid` not among them (key rotation), at most every `minIntervalMs`. While the provider
- * does not answer, the keys fetched last keep working; only without any is a token unverifiable (503).
+ * does not answer, the keys fetched last keep working (a due fetch runs in the background, never in a
+ * request's way); only without any is a token unverifiable (503), and it is asked at most once a second.
  */
 export class JwksKeys {
   private keys: JWTVerifyGetKey | null = null;
@@ -46,12 +50,22 @@ export class JwksKeys {
 
   /** jose's key resolver: the key for this token's header. */
   readonly getKey: JWTVerifyGetKey = async (header, token) => {
-    if (!this.keys) await this.refresh();
-    else if (this.now - this.fetchedAt > this.options.refreshMs) await this.refresh().catch(() => undefined);
+    const now = this.now;
+    if (!this.keys) {
+      // None yet: ask (at most every NO_KEYS_RETRY_MS while the provider does not answer; meanwhile 503s).
+      if (now - this.attemptedAt < Math.min(this.options.minIntervalMs, NO_KEYS_RETRY_MS)) {
+        throw new IdentityProviderUnavailableError('the identity provider has not answered yet');
+      }
+      await this.refresh();
+    } else if (now - this.fetchedAt > this.options.refreshMs && now - this.attemptedAt >= this.options.minIntervalMs) {
+      // Due again: fetched in the background, and this token checked with the keys there are (a provider
+      // that does not answer must not slow every request down by its timeout).
+      this.refresh().catch(() => undefined);
+    }
     try {
       return await this.keys!(header, token);
     } catch (err) {
-      if (!(err instanceof errors.JWKSNoMatchingKey) || this.now - this.attemptedAt < this.options.minIntervalMs) throw err;
+      if (!(err instanceof errors.JWKSNoMatchingKey) || now - this.attemptedAt < this.options.minIntervalMs) throw err;
       // A key the provider may have added since: ask again, once.
       await this.refresh().catch(() => undefined);
       return this.keys!(header, token);

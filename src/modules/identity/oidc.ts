@@ -9,7 +9,7 @@ import { AuditActorType, AuditEntityType, AuditLogEntry } from '../audit/audit.e
 import type { Viewer } from '../auth/auth.js';
 import { attributedFork } from '../../core/sql-stats.js';
 import { inTransaction } from '../../core/sql.js';
-import { InvalidTokenError, ServiceUnavailableError } from '../../core/errors.js';
+import { ConflictError, InvalidTokenError, ServiceUnavailableError } from '../../core/errors.js';
 
 export interface OidcSettings {
   issuer: string;
@@ -75,7 +75,14 @@ export class OidcSignIn {
     else if (this.settings.newUsers === 'create') {
       const name = typeof claims.name === 'string' && claims.name.trim() ? claims.name.trim().slice(0, 200) : email;
       const audit = { actorType: AuditActorType.USER, actorId: null, requestId: `sign-in:${subject}`, clientRequestId: null };
-      userId = (await userService.createUser({ em, audit }, Object.assign(new CreateUserInput(), { email, name }))).id;
+      try {
+        userId = (await userService.createUser({ em, audit }, Object.assign(new CreateUserInput(), { email, name }))).id;
+      } catch (err) {
+        // Two first sign-ins at once: the other made the user; this one links to it.
+        const made = err instanceof ConflictError ? await em.getRepository(User).findRowByEmail(email) : null;
+        if (!made) throw err;
+        userId = made.id;
+      }
     } else throw new InvalidTokenError(`No user has the email ${email}: ask an ADMIN to create one`);
     await inTransaction(em, async (tx) => {
       if (await new IdentityRepository(tx).link(issuer, subject, userId)) {
