@@ -327,7 +327,7 @@ describe('the counters migration on a table that already has payments', () => {
       writers = [1, 2, 3].map((seed) => writer(seed).catch((err: unknown) => void failures.push(err)));
       await expect.poll(() => writes, { timeout: 10_000 }).toBeGreaterThan(30);
       const atStart = writes;
-      expect(await migrate({ databaseUrl: db.url, quiet: true })).toEqual(['Migration20261201050000_counters']);
+      expect(await migrate({ databaseUrl: db.url, quiet: true })).toEqual(migrationsList.slice(counters).map((m) => m.name));
       const during = writes - atStart;
       stop = true;
       await Promise.all(writers);
