@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT, type CryptoKey, type JWK } from 'jose';
 import { createTestApp, type TestApp } from '../helpers/test-app.js';
@@ -76,7 +77,7 @@ describe('tokens from an OpenID Connect provider', () => {
     // The provider is down while the server starts: it starts anyway and fetches the keys when first needed.
     provider.down = true;
     t = await createTestApp({ seed: { users: 4, paymentsPerUser: 0 }, env: { OIDC_ISSUER: provider.issuer, OIDC_AUDIENCE: 'paygraph-api', OIDC_JWKS_MIN_INTERVAL_MS: '1000' } });
-    created = await createTestApp({ seed: { users: 2, paymentsPerUser: 0 }, env: { OIDC_ISSUER: provider.issuer, OIDC_AUDIENCE: 'paygraph-api', OIDC_NEW_USERS: 'create' } });
+    created = await createTestApp({ seed: { users: 2, paymentsPerUser: 0 }, env: { OIDC_ISSUER: provider.issuer, OIDC_AUDIENCE: 'paygraph-api', OIDC_NEW_USERS: 'create', DB_STATEMENT_TIMEOUT_MS: '500' } });
     await provider.addKey('rsa-1', 'RS256');
   });
   afterAll(async () => {
@@ -137,6 +138,22 @@ describe('tokens from an OpenID Connect provider', () => {
       'create',
       'identity_linked',
     ]);
+  });
+
+  it('a sign-in whose identity cannot be read (PostgreSQL stalled past the statement timeout) is a 503 to retry, then signs in', async () => {
+    const token = await provider.token('sub-stalled', { email: 'stalled@example.com', email_verified: true });
+    const lock = new pg.Client({ connectionString: created.db.url });
+    await lock.connect();
+    try {
+      await lock.query('begin');
+      await lock.query('lock table user_identities in access exclusive mode');
+      const r = await ask(created, token);
+      expect(r).toMatchObject({ status: 503, code: 'SERVICE_UNAVAILABLE' });
+      await lock.query('commit');
+    } finally {
+      await lock.end();
+    }
+    expect((await ask(created, token)).data.me.email).toBe('stalled@example.com');
   });
 
   it('refuses a wrong issuer, a wrong audience, an expired token (past the clock skew), and an unsigned one', async () => {

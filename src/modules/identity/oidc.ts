@@ -9,6 +9,7 @@ import { AuditActorType, AuditEntityType, AuditLogEntry } from '../audit/audit.e
 import type { Viewer } from '../auth/auth.js';
 import { attributedFork } from '../../core/sql-stats.js';
 import { inTransaction } from '../../core/sql.js';
+import { isDatabaseUnavailable } from '../../core/db-errors.js';
 import { ConflictError, InvalidTokenError, ServiceUnavailableError } from '../../core/errors.js';
 
 export interface OidcSettings {
@@ -59,8 +60,13 @@ export class OidcSignIn {
       const reason = err instanceof errors.JWTExpired ? 'expired' : err instanceof errors.JWTClaimValidationFailed ? `its ${err.claim} is not accepted` : 'its signature or form is not accepted';
       throw new InvalidTokenError(`Invalid token: ${reason}`);
     }
-    const viewer = await this.viewerOf(payload.iss!, payload.sub!, payload as { email?: unknown; email_verified?: unknown; name?: unknown });
-    return { viewer, expiresAtMs: payload.exp! * 1000 };
+    try {
+      const viewer = await this.viewerOf(payload.iss!, payload.sub!, payload as { email?: unknown; email_verified?: unknown; name?: unknown });
+      return { viewer, expiresAtMs: payload.exp! * 1000 };
+    } catch (err) {
+      // The identity could not be read (PostgreSQL away): a 503 to retry, as for any request's viewer.
+      throw isDatabaseUnavailable(err) ? new ServiceUnavailableError(err) : err;
+    }
   }
 
   private async viewerOf(issuer: string, subject: string, claims: { email?: unknown; email_verified?: unknown; name?: unknown }): Promise<Viewer> {
