@@ -12,6 +12,7 @@ import { ApolloGateway, RemoteGraphQLDataSource } from '@apollo/gateway';
 import { createTestApp, postTo, type TestApp } from '../helpers/test-app.js';
 import { projectRoot } from '../helpers/server-process.js';
 import { documentHash } from '../../src/modules/documents/trusted-documents.js';
+import { subscribeWith, wsClient } from '../helpers/ws-client.js';
 
 /**
  * paygraph as an Apollo Federation 2 subgraph (GRAPHQL_FEDERATION=true), under a real gateway: its
@@ -248,6 +249,27 @@ describe('a federation subgraph', () => {
     } finally {
       await c.close();
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('still serves its own subscriptions in federation mode (graphql-ws on /graphql, authorized as ever)', async () => {
+    const address = t.app.fastify.server.address();
+    const url = `ws://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/graphql`;
+    const [{ id: theirs }] = await t.sql<{ id: number }>('select id from payments where user_id = 3 order by id limit 1');
+    const client = wsClient(url, user2);
+    try {
+      // Another user's payment: refused by the subscription's own resolver, as without federation.
+      const prying = subscribeWith(client, 'subscription($id: ID) { paymentUpdated(id: $id) { id } }', { id: String(theirs) });
+      await prying.waitFor(1, 3000);
+      expect(prying.results[0]).toMatchObject({ errors: [{ extensions: { code: 'NOT_FOUND' } }] });
+      // Their own stream is opened.
+      const before = t.app.realtime.activeSubscriptions;
+      const own = subscribeWith(client, 'subscription { paymentUpdated { id status } }');
+      for (let i = 0; i < 200 && t.app.realtime.activeSubscriptions <= before; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(t.app.realtime.activeSubscriptions).toBe(before + 1);
+      await own.dispose();
+    } finally {
+      await client.dispose();
     }
   });
 });
