@@ -206,7 +206,7 @@ describe('a federation subgraph', () => {
     expect((res.body as any).data?._entities ?? [null]).toEqual([null]);
   });
 
-  it('_entities responses are kept by the response cache and dropped by a write to what they read, as any read', async () => {
+  it('_entities responses are kept by the response cache and dropped by a write to what they read, as any read; what they cached is still refused to a USER it is not theirs', async () => {
     const c = await createTestApp({ seed: { users: 5, paymentsPerUser: 1 }, env: { GRAPHQL_FEDERATION: 'true', CACHE_ENABLED: 'true', RESPONSE_CACHE_ENABLED: 'true' } });
     try {
       const token = await c.adminToken();
@@ -225,6 +225,17 @@ describe('a federation subgraph', () => {
       const after = await ask();
       expect(after.headers['x-response-cache']).toBe('miss');
       expect((after.body as any).data._entities).toEqual([{ id: '3', name: 'Renamed' }]);
+
+      // With the caches on, what an ADMIN's reference left in them is still refused to a USER it is not theirs.
+      const [{ id: paymentId }] = await c.sql<{ id: number }>('select id from payments where user_id = 3 order by id limit 1');
+      const refs = 'query($r: [_Any!]!) { _entities(representations: $r) { ... on Payment { id amount } ... on User { id } } }';
+      const r = { r: [{ __typename: 'Payment', id: String(paymentId) }, { __typename: 'User', id: '3' }] };
+      const byAdmin = await postTo(c.app, refs, { token, variables: r });
+      expect((byAdmin.body as any).data._entities.map((e: { id: string } | null) => e?.id)).toEqual([String(paymentId), '3']);
+      const user2 = await c.userToken(2);
+      const byUser = await postTo(c.app, refs, { token: user2, variables: r });
+      expect((byUser.body as any).errors).toBeUndefined();
+      expect((byUser.body as any).data._entities).toEqual([null, null]);
     } finally {
       await c.close();
     }
