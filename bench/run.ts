@@ -35,7 +35,7 @@ import { seedDemoData } from '../src/db/seeders/demo.seeder.js';
 import { secretKey, signToken } from '../src/modules/auth/auth.js';
 import { Role } from '../src/modules/user/user.entity.js';
 import { PAYMENTS_PER_USER, SCENARIOS, TOKEN_USERS, USERS, type Scenario } from './scenarios.js';
-import { appEnv, JWT_SECRET, log, nodeVersion, productionNodeArgs, root, SERVER_NODE, startProcess, statementStats, type Running } from './servers.js';
+import { appEnv, JWT_SECRET, log, nodeVersion, postLoad, productionNodeArgs, root, SERVER_NODE, startProcess, statementStats, type Running } from './servers.js';
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
@@ -236,31 +236,10 @@ async function post(url: string, scenario: Scenario, tokens: Tokens, i: number):
 }
 
 function drive(url: string, scenario: Scenario, tokens: Tokens, options: { duration?: number; amount?: number }): Promise<autocannon.Result> {
-  let i = 0;
-  return new Promise((resolve, reject) => {
-    const instance = autocannon(
-      {
-        url: `${url}/graphql`,
-        connections: CONNECTIONS,
-        ...(options.amount ? { amount: options.amount } : { duration: options.duration }),
-        requests: [
-          {
-            method: 'POST',
-            setupRequest: (request) => {
-              const n = i++;
-              return {
-                ...request,
-                headers: { 'content-type': 'application/json', authorization: `Bearer ${tokenFor(scenario, tokens, n)}` },
-                body: body(scenario, n),
-              };
-            },
-          },
-        ],
-      },
-      (err, result) => (err ? reject(err) : resolve(result)),
-    );
-    if (!options.amount) autocannon.track(instance, { renderProgressBar: process.stdout.isTTY, renderResultsTable: false, renderLatencyTable: false });
-  });
+  return postLoad(url, { connections: CONNECTIONS, ...options, progress: !options.amount }, (n) => ({
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${tokenFor(scenario, tokens, n)}` },
+    body: body(scenario, n),
+  })).done;
 }
 
 interface Target {

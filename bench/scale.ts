@@ -30,7 +30,7 @@ import { encodePaymentCursor } from '../src/core/pagination.js';
 import { secretKey, signToken } from '../src/modules/auth/auth.js';
 import { Role } from '../src/modules/user/user.entity.js';
 import { stripeEnvFor, StripeDouble } from '../tests/helpers/stripe-double.js';
-import { appEnv, JWT_SECRET, log, nodeVersion, productionNodeArgs, root, SERVER_NODE, startProcess, statementStats, type Running } from './servers.js';
+import { appEnv, JWT_SECRET, log, nodeVersion, postLoad, productionNodeArgs, root, SERVER_NODE, startProcess, statementStats, type Running } from './servers.js';
 
 interface Size {
   users: number;
@@ -255,35 +255,13 @@ let keys = 0;
 
 /** createPayment from many users at once, each request with a key of its own. */
 function writeLoad(url: string, tokens: string[], tag: string, options: { duration: number }): { done: Promise<autocannon.Result>; stop: () => void } {
-  let i = 0;
-  let instance: autocannon.Instance;
-  const done = new Promise<autocannon.Result>((resolve, reject) => {
-    instance = autocannon(
-      {
-        url: `${url}/graphql`,
-        connections: CONNECTIONS,
-        duration: options.duration,
-        requests: [
-          {
-            method: 'POST',
-            setupRequest: (request) => {
-              const n = i++;
-              return {
-                ...request,
-                headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens[n % tokens.length]}` },
-                body: JSON.stringify({
-                  query: 'mutation W($input: CreatePaymentInput!) { createPayment(input: $input) { payment { id status } } }',
-                  variables: { input: { amount: 500 + (n % 9000), currency: 'usd', idempotencyKey: `scale-${tag}-${process.pid}-${++keys}` } },
-                }),
-              };
-            },
-          },
-        ],
-      },
-      (err, result) => (err ? reject(err) : resolve(result)),
-    );
-  });
-  return { done, stop: () => instance?.stop() };
+  return postLoad(url, { connections: CONNECTIONS, duration: options.duration }, (n) => ({
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens[n % tokens.length]}` },
+    body: JSON.stringify({
+      query: 'mutation W($input: CreatePaymentInput!) { createPayment(input: $input) { payment { id status } } }',
+      variables: { input: { amount: 500 + (n % 9000), currency: 'usd', idempotencyKey: `scale-${tag}-${process.pid}-${++keys}` } },
+    }),
+  }));
 }
 
 interface WriteResult {

@@ -3,6 +3,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import autocannon from 'autocannon';
 import { freePort } from '../src/db/embedded.js';
 
 export const root = path.resolve(import.meta.dirname, '..');
@@ -27,6 +28,33 @@ export function appEnv(databaseUrl: string): NodeJS.ProcessEnv {
     SEED_DEMO: 'false',
     SHUTDOWN_GRACE_MS: '0',
   };
+}
+
+/**
+ * Load on `<url>/graphql`: POSTs from `connections` connections for `duration` seconds (or `amount`
+ * requests), the n-th request's headers and body made by `request(n)`; `progress` draws a bar on a
+ * terminal. `stop` ends it early.
+ */
+export function postLoad(
+  url: string,
+  options: { connections: number; duration?: number; amount?: number; progress?: boolean },
+  request: (n: number) => { headers: Record<string, string>; body: string },
+): { done: Promise<autocannon.Result>; stop: () => void } {
+  let i = 0;
+  let instance: autocannon.Instance | undefined;
+  const done = new Promise<autocannon.Result>((resolve, reject) => {
+    instance = autocannon(
+      {
+        url: `${url}/graphql`,
+        connections: options.connections,
+        ...(options.amount ? { amount: options.amount } : { duration: options.duration }),
+        requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, ...request(i++) }) }],
+      },
+      (err, result) => (err ? reject(err) : resolve(result)),
+    );
+    if (options.progress) autocannon.track(instance, { renderProgressBar: process.stdout.isTTY, renderResultsTable: false, renderLatencyTable: false });
+  });
+  return { done, stop: () => instance?.stop() };
 }
 
 export interface Running {

@@ -61,12 +61,18 @@ export function decodeUserCursor(cursor: string): number {
   return positiveInt(id);
 }
 
+/** The integer key an `ID` names, or null when it cannot be one of ours (a positive int4). */
+export function idOrNull(id: unknown): number | null {
+  return typeof id === 'string' && /^[1-9]\d{0,9}$/.test(id) && Number(id) <= 2147483647 ? Number(id) : null;
+}
+
 /** Parses a GraphQL `ID` argument that names a row by its integer key. */
 export function parseId(id: string, what = 'id'): number {
-  if (typeof id !== 'string' || !/^[1-9]\d{0,9}$/.test(id) || Number(id) > 2147483647) {
+  const parsed = idOrNull(id);
+  if (parsed === null) {
     throw new BadUserInputError(`"${what}" must be a positive integer id, got ${JSON.stringify(id)}`, {
       argumentName: what,
     });
   }
-  return Number(id);
+  return parsed;
 }

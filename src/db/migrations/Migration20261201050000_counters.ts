@@ -31,7 +31,7 @@ import { PaygraphMigration } from '../migration.js';
  * step locks writes out for a count of everything. A run cut short is mended by running it again (each
  * batch counts its users anew). Measured on 5.5 million payments and 200,000 users (this project's
  * machine, `npm run bench -- --scale`, the previous build serving createPayment meanwhile): the fill
- * took 14 s in 101 batches, the longest (the user with 500,000 payments) held its lock 299 ms, most
+ * took 14 s in 101 batches, the longest held its lock 299 ms, most
  * about 175 ms; writes meanwhile: 0 errors, the slowest 816 ms.
  */
 export class Migration20261201050000_counters extends PaygraphMigration {

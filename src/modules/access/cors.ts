@@ -24,7 +24,5 @@ export async function registerCors(fastify: FastifyInstance, origins: readonly s
     // Credentials: cookies are not used, but a client that sends `credentials: 'include'` must not fail.
     credentials: true,
     maxAge: 600,
-    // A preflight from an origin not listed is answered too (204 without CORS headers): the browser refuses it.
-    strictPreflight: false,
   });
 }

@@ -4,6 +4,7 @@ import { createResolversMap } from 'type-graphql';
 import { canSeeUser, requireViewer } from '../auth/auth.js';
 import type { UserRow } from '../user/user.repository.js';
 import type { PaymentRow } from '../payment/payment.repository.js';
+import { idOrNull } from '../../core/pagination.js';
 import type { Context } from '../../context.js';
 
 /**
@@ -32,12 +33,6 @@ export function subgraphTypeDefs(appSdl: string): DocumentNode {
   return { kind: Kind.DOCUMENT, definitions: [...parse(LINK).definitions, ...definitions] };
 }
 
-/** A representation's id as one of ours, or null (an id that cannot be ours names nothing here). */
-function referenceId(reference: { id?: unknown }): number | null {
-  const id = reference.id;
-  return typeof id === 'string' && /^[1-9]\d{0,9}$/.test(id) && Number(id) <= 2147483647 ? Number(id) : null;
-}
-
 /**
  * A row as an entity: a copy, which `_entities` may mark with its `__typename` (the rows a request and
  * the cache share are frozen: one reader must not change what every other reads).
@@ -54,7 +49,8 @@ export const referenceResolvers = {
   User: {
     async __resolveReference(reference: { id?: unknown }, ctx: Context): Promise<UserRow | null> {
       const viewer = requireViewer(ctx.viewer);
-      const id = referenceId(reference);
+      // An id that cannot be ours names nothing here.
+      const id = idOrNull(reference.id);
       if (id === null || !canSeeUser(viewer, id)) return null;
       const row = await ctx.loaders.userById.load(id);
       return row && row.deletedAt === null ? entity(row) : null;
@@ -63,7 +59,7 @@ export const referenceResolvers = {
   Payment: {
     async __resolveReference(reference: { id?: unknown }, ctx: Context): Promise<PaymentRow | null> {
       const viewer = requireViewer(ctx.viewer);
-      const id = referenceId(reference);
+      const id = idOrNull(reference.id);
       if (id === null) return null;
       const row = await ctx.loaders.paymentById.load(id);
       return row && canSeeUser(viewer, row.userId) ? entity(row) : null;

@@ -37,8 +37,6 @@ export class JwksKeys {
   private attemptedAt = -Infinity;
   private jwksUrl: string | undefined;
   private inflight: Promise<void> | null = null;
-  /** Fetches made (tests and metrics). */
-  fetches = 0;
 
   constructor(private readonly options: JwksOptions) {
     this.jwksUrl = options.jwksUrl;
@@ -80,7 +78,6 @@ export class JwksKeys {
 
   private async fetchKeys(): Promise<void> {
     this.attemptedAt = this.now;
-    this.fetches++;
     try {
       this.jwksUrl ??= await this.discover();
       const jwks = (await this.getJson(this.jwksUrl)) as JSONWebKeySet;

@@ -6,6 +6,7 @@ import { normalizeEmail, Role, User } from '../user/user.entity.js';
 import { userService } from '../user/user.service.js';
 import { CreateUserInput } from '../user/user.inputs.js';
 import { AuditActorType, AuditEntityType, AuditLogEntry } from '../audit/audit.entity.js';
+import { userActor } from '../audit/audit.js';
 import type { Viewer } from '../auth/auth.js';
 import { attributedFork } from '../../core/sql-stats.js';
 import { inTransaction } from '../../core/sql.js';
@@ -70,7 +71,9 @@ export class OidcSignIn {
   }
 
   private async viewerOf(issuer: string, subject: string, claims: { email?: unknown; email_verified?: unknown; name?: unknown }): Promise<Viewer> {
-    const em = attributedFork(this.orm.em, `sign-in:${subject}`);
+    // Statements, log lines and audit entries of a sign-in carry this id.
+    const signIn = `sign-in:${subject}`;
+    const em = attributedFork(this.orm.em, signIn);
     const known = await new IdentityRepository(em).findUser(issuer, subject);
     if (known) return { id: known.id, role: known.role as Role };
     const email = typeof claims.email === 'string' && claims.email_verified === true ? normalizeEmail(claims.email) : null;
@@ -80,7 +83,7 @@ export class OidcSignIn {
     if (existing) userId = existing.id;
     else if (this.settings.newUsers === 'create') {
       const name = typeof claims.name === 'string' && claims.name.trim() ? claims.name.trim().slice(0, 200) : email;
-      const audit = { actorType: AuditActorType.USER, actorId: null, requestId: `sign-in:${subject}`, clientRequestId: null };
+      const audit = { actorType: AuditActorType.USER, actorId: null, requestId: signIn, clientRequestId: null };
       try {
         userId = (await userService.createUser({ em, audit }, Object.assign(new CreateUserInput(), { email, name }))).id;
       } catch (err) {
@@ -92,7 +95,7 @@ export class OidcSignIn {
     } else throw new InvalidTokenError(`No user has the email ${email}: ask an ADMIN to create one`);
     await inTransaction(em, async (tx) => {
       if (await new IdentityRepository(tx).link(issuer, subject, userId)) {
-        await tx.getRepository(AuditLogEntry).append({ actorType: AuditActorType.USER, actorId: userId, requestId: `sign-in:${subject}`, clientRequestId: null }, [
+        await tx.getRepository(AuditLogEntry).append(userActor(userId, signIn, null), [
           { entityType: AuditEntityType.USER, entityId: userId, action: 'identity_linked', before: null, after: { issuer, subject } },
         ]);
       }
