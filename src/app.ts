@@ -39,6 +39,9 @@ import { secretKey, TokenVerifier } from './modules/auth/auth.js';
 import { ReadRouting } from './db/replicas/read-routing.js';
 import { SingleInstanceLease } from './db/single-instance.js';
 import { ResponseCache, type ResponseCacheResult } from './modules/response-cache/response-cache.js';
+import { clientAddress, createLimits, type Limits } from './modules/limits/limits.js';
+import { BudgetStore } from './modules/limits/budget-store.js';
+import { PaymentAttempts } from './modules/payment/payment.attempts.js';
 
 /** JSON lines (pino) in production and tests; pretty lines in development when pino-pretty is installed. */
 function loggerOptions(config: Config, stream: AppOptions['logStream']) {
@@ -80,6 +83,8 @@ export interface App {
   documentStore: HotDocumentStore;
   /** Whole responses of queries (RESPONSE_CACHE_ENABLED); null when off. */
   responseCache: ResponseCache | null;
+  /** Cost budgets per client (RATE_LIMIT_ENABLED); null when off. */
+  limits: Limits | null;
   /** The build this instance runs: its cache entries and responses are keyed by it. */
   build: string;
   /** Calls `listener` when the instance must stop (its single-instance lease was taken over). */
@@ -219,6 +224,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   }
   totals.observe = statementMonitor({ slowMs: config.db.slowStatementMs, registry: metrics.registry, log: fastify.log });
   const armor = armorProtection(config);
+  // Budgets over time (cost per client, WebSocket connections and subscriptions, payment attempts),
+  // in Redis when configured so every instance counts the same ones.
+  const budgets = new BudgetStore({ redisUrl: config.redisUrl, namespace: config.cache.namespace, timeoutMs: config.cache.timeoutMs, log: fastify.log });
+  await budgets.ready();
+  const limits = config.limits.enabled ? createLimits(config.limits, { store: budgets, maxCost: config.graphql.maxCost, registry: metrics.registry, log: fastify.log }) : null;
+  const addressOf = (peer: string | undefined, headers: Record<string, string | string[] | undefined>) => clientAddress(peer, headers['x-forwarded-for'], config.trustedProxies);
   const realtime = createRealtime({
     orm,
     cache,
@@ -229,6 +240,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     isProduction: config.isProduction,
     settings: { ...config.realtime, maxTokens: config.graphql.maxTokens, maxCost: config.graphql.maxCost },
     validationRules: armor.validationRules as ValidationRule[],
+    limits,
+    addressOf,
     registry: metrics.registry,
     log: fastify.log,
   });
@@ -239,7 +252,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     ApolloServerPluginInlineTraceDisabled(),
     ApolloServerPluginUsageReportingDisabled(),
     ...(armor.plugins as ApolloServerPlugin<Context>[]),
-    paginationCostPlugin(config.graphql.maxCost),
+    // With budgets on, their plugin makes the same cost check and takes the cost from the budget.
+    limits ? limits.plugin() : paginationCostPlugin(config.graphql.maxCost),
     requestPolicyPlugin(),
     operationLogPlugin(fastify.log),
     metrics.plugin,
@@ -253,6 +267,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         ttlSeconds: config.responseCache.ttlSeconds,
         maxMemoryBytes: config.responseCache.maxMemoryMb * 1024 * 1024,
         debugExtensions: config.debugSql,
+        costExtension: limits !== null,
         registry: metrics.registry,
       })
     : null;
@@ -287,7 +302,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     cache,
     queryCacheEnabled: config.cache.enabled,
     stripe,
-    payments: createPaymentService(),
+    payments: createPaymentService({ attempts: new PaymentAttempts(config.paymentAttempts, budgets) }),
     events: realtime.events,
     routing,
   };
@@ -303,7 +318,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   // A context built before Apollo runs (to find the viewer a cached response is keyed by) is used as is.
   const builtContexts = new WeakMap<object, Context>();
   const apolloHandler = fastifyApolloHandler(apollo, {
-    context: async (request) => builtContexts.get(request) ?? buildContext(contextDeps, request.id, request.headers),
+    context: async (request) => builtContexts.get(request) ?? buildContext(contextDeps, request.id, request.headers, addressOf(request.socket.remoteAddress, request.headers)),
   });
   fastify.route({
     url: '/graphql',
@@ -319,7 +334,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
           if (request.method !== 'POST') return bypass();
           let context: Context;
           try {
-            context = await buildContext(contextDeps, request.id, request.headers);
+            context = await buildContext(contextDeps, request.id, request.headers, addressOf(request.socket.remoteAddress, request.headers));
           } catch {
             // A refused token: Apollo builds the context again and answers with the error.
             return bypass();
@@ -330,6 +345,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
             const started = performance.now();
             const hit = await responseCache.lookup(plan.key);
             if (hit) {
+              // A hit costs its client a little of its budget (a cached response still takes serving).
+              const charge = limits ? await limits.chargeCachedHit(context.viewer!, context.clientAddress) : null;
+              if (charge && 'refusal' in charge) {
+                responseCache.count('bypass');
+                return reply.code(charge.refusal.status).headers(Object.fromEntries(charge.refusal.headers)).header('content-type', 'application/json; charset=utf-8').send(charge.refusal.body);
+              }
               responseCache.count('hit');
               const seconds = (performance.now() - started) / 1000;
               metrics.observeAnswered(hit.operationName, seconds);
@@ -337,7 +358,9 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
                 { requestId: request.id, clientRequestId: context.clientRequestId ?? undefined, operation: hit.operationName, viewer: context.viewer?.id ?? null, outcome: 'ok', durationMs: Math.round(seconds * 10_000) / 10, sql: { statements: 0, durationMs: 0 }, responseCache: 'hit' },
                 'graphql operation',
               );
-              return reply.code(200).header('content-type', hit.contentType).header('x-response-cache', 'hit').send(hit.body);
+              if (charge) void reply.headers(Object.fromEntries(charge.headers));
+              const body = charge ? responseCache.withExtension(hit.body, 'cost', charge.cost) : hit.body;
+              return reply.code(200).header('content-type', hit.contentType).header('x-response-cache', 'hit').send(body);
             }
           }
           const body = await apolloHandler.call(this, request, reply);
@@ -351,7 +374,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         },
   });
   let draining = false;
-  registerHealthRoutes(fastify, { orm, cache, build, isDraining: () => draining, replicas: routing ? () => routing!.status() : null });
+  registerHealthRoutes(fastify, { orm, cache, build, isDraining: () => draining, replicas: routing ? () => routing!.status() : null, limits: () => budgets.status() });
   registerMetricsRoute(fastify, metrics.registry, config.metrics);
   await realtime.attach(fastify, schema, contextDeps, trustedDocuments);
   await registerStripeWebhook(fastify, { orm, webhookSecret: config.stripe.webhookSecret, invalidate });
@@ -380,6 +403,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     executorSizes: jit?.sizes ?? null,
     documentStore,
     responseCache,
+    limits,
     build,
     noteProcessFault: metrics.noteProcessFault,
     onFatal(listener) {
@@ -404,6 +428,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       }
       routing?.stop();
       await cache.close();
+      await budgets.close();
       await lease?.release();
       await orm.close(true);
     },

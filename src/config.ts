@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { LimitsSettings } from './modules/limits/limits.js';
 
 const booleanFromEnv = z
   .enum(['true', 'false', '1', '0'], { message: 'must be true or false' })
@@ -97,6 +98,21 @@ const variables = z.object({
   RESPONSE_CACHE_ENABLED: booleanFromEnv.optional(),
   RESPONSE_CACHE_TTL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(300),
   RESPONSE_CACHE_MAX_MB: z.coerce.number().int().min(1).max(65_536).default(64),
+  RATE_LIMIT_ENABLED: booleanFromEnv.default(true),
+  RATE_LIMIT_CAPACITY: z.coerce.number().int().min(1).default(20_000),
+  RATE_LIMIT_RESTORE_RATE: z.coerce.number().positive().default(2_000),
+  RATE_LIMIT_ADMIN_CAPACITY: z.coerce.number().int().min(1).default(100_000),
+  RATE_LIMIT_ADMIN_RESTORE_RATE: z.coerce.number().positive().default(10_000),
+  RATE_LIMIT_ANONYMOUS_CAPACITY: z.coerce.number().int().min(1).default(1_000),
+  RATE_LIMIT_ANONYMOUS_RESTORE_RATE: z.coerce.number().positive().default(100),
+  RATE_LIMIT_MUTATION_COST: z.coerce.number().int().min(0).default(10),
+  RATE_LIMIT_CACHED_COST: z.coerce.number().int().min(0).default(1),
+  RATE_LIMIT_WS_CONNECTIONS_PER_MINUTE: z.coerce.number().int().min(1).default(60),
+  RATE_LIMIT_SUBSCRIPTIONS_PER_MINUTE: z.coerce.number().int().min(1).default(120),
+  TRUSTED_PROXIES: z.coerce.number().int().min(0).max(10).default(0),
+  PAYMENT_ATTEMPTS_PER_MINUTE: z.coerce.number().int().min(0).default(10),
+  PAYMENT_ATTEMPTS_MAX_FAILURES: z.coerce.number().int().min(0).default(5),
+  PAYMENT_ATTEMPTS_FAILURE_WINDOW_SECONDS: z.coerce.number().int().min(1).max(30 * 86_400).default(3600),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -300,6 +316,21 @@ export interface Config {
     /** Bound of the in-process store (no Redis): megabytes of response bodies. */
     readonly maxMemoryMb: number;
   };
+  /** Cost budgets per client over time, and WebSocket budgets (src/modules/limits; README "Limits"). */
+  readonly limits: LimitsSettings;
+  /**
+   * Proxies in front of the server that append to X-Forwarded-For (TRUSTED_PROXIES): the client's
+   * address is the one the outermost of them saw. 0: the peer's address, X-Forwarded-For ignored.
+   */
+  readonly trustedProxies: number;
+  /** Card-testing protection on createPayment (0 turns a rule off). */
+  readonly paymentAttempts: {
+    /** New payments a user may create per minute. */
+    readonly perMinute: number;
+    /** This many FAILED payments created within `failureWindowSeconds` refuse new ones until fewer are that recent. */
+    readonly maxFailures: number;
+    readonly failureWindowSeconds: number;
+  };
   /** Seed demo data into an empty database at start; by default only in development. */
   readonly seedDemo: boolean;
   readonly logLevel: string;
@@ -400,6 +431,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, entry: EntryPoi
       enabled: e.RESPONSE_CACHE_ENABLED ?? e.CACHE_ENABLED,
       ttlSeconds: e.RESPONSE_CACHE_TTL_SECONDS,
       maxMemoryMb: e.RESPONSE_CACHE_MAX_MB,
+    }),
+    limits: Object.freeze({
+      enabled: e.RATE_LIMIT_ENABLED,
+      user: Object.freeze({ capacity: e.RATE_LIMIT_CAPACITY, restorePerSecond: e.RATE_LIMIT_RESTORE_RATE }),
+      admin: Object.freeze({ capacity: e.RATE_LIMIT_ADMIN_CAPACITY, restorePerSecond: e.RATE_LIMIT_ADMIN_RESTORE_RATE }),
+      anonymous: Object.freeze({ capacity: e.RATE_LIMIT_ANONYMOUS_CAPACITY, restorePerSecond: e.RATE_LIMIT_ANONYMOUS_RESTORE_RATE }),
+      mutationCost: e.RATE_LIMIT_MUTATION_COST,
+      cachedCost: e.RATE_LIMIT_CACHED_COST,
+      connections: Object.freeze({ capacity: e.RATE_LIMIT_WS_CONNECTIONS_PER_MINUTE, restorePerSecond: e.RATE_LIMIT_WS_CONNECTIONS_PER_MINUTE / 60 }),
+      subscriptions: Object.freeze({ capacity: e.RATE_LIMIT_SUBSCRIPTIONS_PER_MINUTE, restorePerSecond: e.RATE_LIMIT_SUBSCRIPTIONS_PER_MINUTE / 60 }),
+    }),
+    trustedProxies: e.TRUSTED_PROXIES,
+    paymentAttempts: Object.freeze({
+      perMinute: e.PAYMENT_ATTEMPTS_PER_MINUTE,
+      maxFailures: e.PAYMENT_ATTEMPTS_MAX_FAILURES,
+      failureWindowSeconds: e.PAYMENT_ATTEMPTS_FAILURE_WINDOW_SECONDS,
     }),
     seedDemo: e.SEED_DEMO ?? e.NODE_ENV === 'development',
     logLevel: e.LOG_LEVEL,

@@ -19,6 +19,8 @@ export interface Context extends RequestScope {
   requestId: string;
   /** The `x-request-id` the client sent, when sane: recorded beside `requestId`, never instead of it. */
   clientRequestId: string | null;
+  /** The client's address (behind TRUSTED_PROXIES, the one the outermost trusted proxy saw): an anonymous client's budget. */
+  clientAddress: string;
   /** This request's own fork: its identity map and logger context belong to this request only. */
   em: SqlEntityManager;
   /** From the bearer token, checked against the user as it is now (see `currentViewer`); null without a token. */
@@ -81,10 +83,11 @@ export async function buildContext(
   deps: ContextDeps,
   requestId: string,
   headers: Record<string, string | string[] | undefined>,
+  clientAddress: string,
 ): Promise<Context> {
   const authorization = headers.authorization;
   const claims = await deps.tokens.viewerFromAuthorization(Array.isArray(authorization) ? authorization[0] : authorization);
-  return contextFor(deps, requestId, claims, { fresh: wantsFreshData(headers['cache-control']), clientRequestId: clientRequestIdOf(headers) });
+  return contextFor(deps, requestId, claims, { fresh: wantsFreshData(headers['cache-control']), clientRequestId: clientRequestIdOf(headers), clientAddress });
 }
 
 /**
@@ -95,7 +98,7 @@ export async function contextFor(
   deps: ContextDeps,
   requestId: string,
   claims: Viewer | null,
-  options: { fresh: boolean; clientRequestId?: string | null },
+  options: { fresh: boolean; clientRequestId?: string | null; clientAddress: string },
 ): Promise<Context> {
   const sql = new SqlStats({ keepTexts: deps.keepSqlTexts, nPlusOneThreshold: deps.nPlusOneThreshold });
   const em = attributedFork(deps.orm.em, requestId, sql);
@@ -117,5 +120,5 @@ export async function contextFor(
   }
   // Reads may go to a replica that has replayed the viewer's own latest write (see src/db/replicas).
   if (deps.routing?.configured) cache.routeReads(deps.routing.forRequest(em, viewer?.id ?? null));
-  return { requestId, clientRequestId: options.clientRequestId ?? null, em, viewer, loaders, sql, cache, stripe: deps.stripe, payments: deps.payments, events: deps.events };
+  return { requestId, clientRequestId: options.clientRequestId ?? null, clientAddress: options.clientAddress, em, viewer, loaders, sql, cache, stripe: deps.stripe, payments: deps.payments, events: deps.events };
 }

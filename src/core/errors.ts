@@ -15,6 +15,8 @@ export type ErrorCode =
   | 'PAYMENTS_NOT_CONFIGURED'
   | 'PAYMENT_PROVIDER_UNAVAILABLE'
   | 'SERVICE_UNAVAILABLE'
+  | 'THROTTLED'
+  | 'PAYMENT_ATTEMPTS_EXCEEDED'
   | 'INTERNAL_SERVER_ERROR';
 
 /**
@@ -92,6 +94,28 @@ export class ServiceUnavailableError extends GraphQLError {
   }
 }
 
+/**
+ * The client spent its cost budget (src/modules/limits): HTTP 429 with Retry-After, and the seconds to
+ * wait in `extensions.retryAfterSeconds`. Nothing of the operation ran.
+ */
+export class ThrottledError extends GraphQLError {
+  constructor(message: string, retryAfterSeconds: number, extensions: Record<string, unknown> = {}) {
+    super(message, {
+      extensions: { code: 'THROTTLED', retryAfterSeconds, ...extensions, http: { status: 429, headers: new HeaderMap([['retry-after', String(retryAfterSeconds)]]) } },
+    });
+  }
+}
+
+/**
+ * A user's new payment refused to stop card testing (too many attempts in a minute, or too many
+ * failed payments lately): a field error, audited, with the seconds until one is accepted again.
+ */
+export class PaymentAttemptsExceededError extends CodedError {
+  constructor(message: string, reason: 'attempts' | 'failures', retryAfterSeconds: number) {
+    super(message, 'PAYMENT_ATTEMPTS_EXCEEDED', { reason, retryAfterSeconds });
+  }
+}
+
 /** Codes whose errors reach clients unchanged; anything else is masked in production. */
 export const USER_ERROR_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   'BAD_USER_INPUT',
@@ -102,6 +126,8 @@ export const USER_ERROR_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   'PAYMENTS_NOT_CONFIGURED',
   'PAYMENT_PROVIDER_UNAVAILABLE',
   'SERVICE_UNAVAILABLE',
+  'THROTTLED',
+  'PAYMENT_ATTEMPTS_EXCEEDED',
 ]);
 
 /**

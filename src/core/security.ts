@@ -6,8 +6,11 @@ import {
   isCompositeType,
   isObjectType,
   Kind,
+  type DocumentNode,
   type FragmentDefinitionNode,
   type GraphQLCompositeType,
+  type GraphQLObjectType,
+  type OperationDefinitionNode,
   type GraphQLSchema,
   type SelectionSetNode,
   type ValueNode,
@@ -88,25 +91,56 @@ function valueOf(node: ValueNode, variables: Record<string, unknown>): unknown {
   return undefined;
 }
 
-/** Rejects, before execution, an operation whose `first`-multiplied cost is over the limit. */
+/** What cost analysis needs of Apollo's request context once the operation is resolved. */
+interface ResolvedOperation {
+  schema: GraphQLSchema;
+  document: DocumentNode;
+  operation?: OperationDefinitionNode | null;
+  request: { variables?: Record<string, unknown> | null };
+}
+
+/** The fragments of a document by name. */
+export function fragmentsOf(document: DocumentNode): Record<string, FragmentDefinitionNode> {
+  const fragments: Record<string, FragmentDefinitionNode> = {};
+  for (const d of document.definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments[d.name.value] = d;
+  return fragments;
+}
+
+/** The root type an operation's selection starts from. */
+export function rootTypeOf(schema: GraphQLSchema, operation: OperationDefinitionNode): GraphQLObjectType | null | undefined {
+  return operation.operation === 'mutation' ? schema.getMutationType() : operation.operation === 'subscription' ? schema.getSubscriptionType() : schema.getQueryType();
+}
+
+/**
+ * The operation's `first`-multiplied cost (`operationCost`), refused before execution when over
+ * `maxCost` (GRAPHQL_VALIDATION_FAILED, HTTP 400). 0 when there is no operation to run.
+ */
+export function checkedOperationCost({ schema, document, operation, request }: ResolvedOperation, maxCost: number): number {
+  if (!operation) return 0;
+  const root = rootTypeOf(schema, operation);
+  if (!root) return 0;
+  const cost = operationCost(schema, operation.selectionSet, root, fragmentsOf(document), request.variables ?? {});
+  if (cost > maxCost) {
+    throw new GraphQLError(`Query is too expensive: cost ${cost} is over the limit of ${maxCost} (lists count as many times as their "first")`, {
+      extensions: { code: 'GRAPHQL_VALIDATION_FAILED', cost, maxCost, http: { status: 400 } },
+    });
+  }
+  return cost;
+}
+
+/**
+ * Rejects, before execution, an operation whose `first`-multiplied cost is over the limit. (With cost
+ * budgets on, src/modules/limits makes the same check and takes the cost from the client's budget.)
+ */
 export function paginationCostPlugin<T extends object>(maxCost: number): ApolloServerPlugin<T> {
+  const listener = {
+    async didResolveOperation(requestContext: ResolvedOperation) {
+      checkedOperationCost(requestContext, maxCost);
+    },
+  };
   return {
     async requestDidStart() {
-      return {
-        async didResolveOperation({ schema, document, operation, request }) {
-          if (!operation) return;
-          const fragments: Record<string, FragmentDefinitionNode> = {};
-          for (const d of document.definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments[d.name.value] = d;
-          const root = operation.operation === 'mutation' ? schema.getMutationType() : schema.getQueryType();
-          if (!root) return;
-          const cost = operationCost(schema, operation.selectionSet, root, fragments, request.variables ?? {});
-          if (cost > maxCost) {
-            throw new GraphQLError(`Query is too expensive: cost ${cost} is over the limit of ${maxCost} (lists count as many times as their "first")`, {
-              extensions: { code: 'GRAPHQL_VALIDATION_FAILED', cost, maxCost, http: { status: 400 } },
-            });
-          }
-        },
-      };
+      return listener;
     },
   };
 }

@@ -255,7 +255,9 @@ describe('batch limit, when batching is allowed', () => {
       });
     const two = await send(2);
     expect(two.statusCode).toBe(200);
-    expect(two.json()).toEqual([{ data: { me: { id: '1' } } }, { data: { me: { id: '1' } } }]);
+    // Each operation is its own: its data, and its own cost taken from the budget (see limits.test.ts).
+    expect(two.json().map((r: { data: unknown }) => r.data)).toEqual([{ me: { id: '1' } }, { me: { id: '1' } }]);
+    expect(two.json().map((r: { extensions: { cost: { actualQueryCost: number } } }) => r.extensions.cost.actualQueryCost)).toEqual([2, 2]);
     const three = await send(3);
     expect(three.statusCode).toBe(400);
     expect(three.json().errors[0]).toMatchObject({ message: 'At most 2 operations per batch', extensions: { code: 'BAD_REQUEST' } });

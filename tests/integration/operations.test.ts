@@ -29,7 +29,7 @@ describe('health, readiness and metrics', () => {
   it('answers /readyz with PostgreSQL (and Redis when configured) checked', async () => {
     const r = await get('/readyz');
     expect(r.statusCode).toBe(200);
-    expect(r.json()).toEqual({ status: 'ready', checks: { postgres: 'ok', ...(redisUrl ? { redis: 'ok' } : {}) }, build: t.app.build });
+    expect(r.json()).toEqual({ status: 'ready', checks: { postgres: 'ok', ...(redisUrl ? { redis: 'ok', limits: 'ok' } : {}) }, build: t.app.build });
   });
 
   it('needs the bearer token for /metrics when METRICS_TOKEN is set', async () => {

@@ -15,7 +15,9 @@ beforeAll(async () => {
   stripe = await StripeDouble.start();
   t = await createTestApp({
     seed: { users: 4, paymentsPerUser: 0 },
-    env: stripeEnvFor(stripe, { STRIPE_TIMEOUT_MS: '400', CACHE_ENABLED: 'true' }),
+    // These tests create and fail payments of one user by the dozen: card-testing protection (its own
+    // tests below) is on with room for them, so every create still runs its checked insert.
+    env: stripeEnvFor(stripe, { STRIPE_TIMEOUT_MS: '400', CACHE_ENABLED: 'true', PAYMENT_ATTEMPTS_PER_MINUTE: '1000', PAYMENT_ATTEMPTS_MAX_FAILURES: '1000' }),
   });
   admin = await t.adminToken();
   user2 = await t.userToken(2);
@@ -466,6 +468,82 @@ describe('cancelPayment and refundPayment', () => {
     expect(stripe.intents.get(stripePaymentId)!.status).toBe('requires_payment_method');
     expect((await t.gql(`mutation { cancelPayment(id: "${id}") { id } }`, { token: user2 })).body.errors).toBeUndefined();
     expect(stripe.intents.get(stripePaymentId)!.status).toBe('canceled');
+  });
+});
+
+describe('card-testing protection (PAYMENT_ATTEMPTS_*)', () => {
+  let p: TestApp;
+  beforeAll(async () => {
+    p = await createTestApp({
+      seed: { users: 4, paymentsPerUser: 0 },
+      env: stripeEnvFor(stripe, { PAYMENT_ATTEMPTS_PER_MINUTE: '4', PAYMENT_ATTEMPTS_MAX_FAILURES: '2', PAYMENT_ATTEMPTS_FAILURE_WINDOW_SECONDS: '3600' }),
+    });
+  });
+  afterAll(async () => p?.close());
+
+  const createOn = (token: string, idempotencyKey = newKey()) =>
+    p.gql(CREATE, { token, variables: { input: { amount: 2500, currency: 'usd', idempotencyKey } } });
+  const refusals = (userId: number) =>
+    p.sql<{ after: { reason: string; retryAfterSeconds: number; amount: number }; actor_id: number; request_id: string }>(
+      `select after, actor_id, request_id from audit_log where entity_type = 'USER' and entity_id = ? and action = 'payment_refused' order by id`,
+      [userId],
+    );
+
+  it('4 new payments a minute per user pass; the 5th is refused and audited, creates nothing, and a retry of an existing one is still answered', async () => {
+    const token = await p.userToken(2);
+    const keys = [newKey(), newKey(), newKey(), newKey()];
+    const made = [];
+    for (const key of keys) {
+      const r = await createOn(token, key);
+      expect(r.body.errors).toBeUndefined();
+      made.push(r.body.data!.createPayment.payment.id);
+    }
+    const rows = (await p.sql('select count(*)::int as n from payments where user_id = 2'))[0] as { n: number };
+    const fifth = await createOn(token);
+    expect(fifth.body.errors![0]!.message).toMatch(/^At most 4 new payments per minute; retry in 15 s$/);
+    expect(fifth.body.errors![0]!.extensions).toMatchObject({ code: 'PAYMENT_ATTEMPTS_EXCEEDED', reason: 'attempts' });
+    expect(await p.sql('select count(*)::int as n from payments where user_id = 2')).toEqual([rows]);
+    const audited = await refusals(2);
+    expect(audited).toHaveLength(1);
+    expect(audited[0]!.after).toMatchObject({ reason: 'attempts', amount: 2500 });
+    expect(audited[0]!.actor_id).toBe(2);
+    // Another user has a budget of their own.
+    expect((await createOn(await p.userToken(4))).body.errors).toBeUndefined();
+    // A network retry of a payment that was made is not a new attempt: the same payment comes back.
+    const retried = await createOn(token, keys[3]);
+    expect(retried.body.errors).toBeUndefined();
+    expect(retried.body.data!.createPayment.payment.id).toBe(made[3]);
+  });
+
+  it('after 2 FAILED payments within the window a user\'s new payments are refused and audited; after 1 they still pass', async () => {
+    const token = await p.userToken(3);
+    stripe.setMode('decline', 1);
+    const firstDecline = await createOn(token);
+    expect(firstDecline.body.data!.createPayment.payment.status).toBe('FAILED');
+    // Just under the rule: one failure, a new payment is still accepted (and declined again).
+    stripe.setMode('decline', 1);
+    const secondKey = newKey();
+    const second = await createOn(token, secondKey);
+    expect(second.body.errors).toBeUndefined();
+    expect(second.body.data!.createPayment.payment.status).toBe('FAILED');
+    const intentsBefore = stripe.intentCreations.length;
+    const refused = await createOn(token);
+    expect(refused.body.errors![0]!.extensions).toMatchObject({ code: 'PAYMENT_ATTEMPTS_EXCEEDED', reason: 'failures' });
+    const wait = refused.body.errors![0]!.extensions!.retryAfterSeconds as number;
+    expect(wait).toBeGreaterThan(3590);
+    expect(wait).toBeLessThanOrEqual(3600);
+    expect(refused.body.errors![0]!.message).toBe(`New payments are refused for now: 2 or more payments failed within 3600 s; retry in ${wait} s`);
+    expect(stripe.intentCreations.length).toBe(intentsBefore);
+    expect(await p.sql(`select count(*)::int as n from payments where user_id = 3`)).toEqual([{ n: 2 }]);
+    expect((await refusals(3)).map((r) => r.after.reason)).toEqual(['failures']);
+    // The failed payment itself is still answered to a retry of its key.
+    const again = await createOn(token, secondKey);
+    expect(again.body.data!.createPayment.payment).toMatchObject({ id: second.body.data!.createPayment.payment.id, status: 'FAILED' });
+    // Once the failures are older than the window, payments are accepted again (the 4th attempt this minute).
+    await p.sql(`update payments set created_at = now() - interval '2 hours' where user_id = 3`);
+    const later = await createOn(token);
+    expect(later.body.errors).toBeUndefined();
+    expect(later.body.data!.createPayment.payment.status).toBe('PENDING');
   });
 });
 

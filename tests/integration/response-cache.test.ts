@@ -449,7 +449,7 @@ describe('response cache settings', () => {
   });
 
   it('the in-process store keeps at most RESPONSE_CACHE_MAX_MB of bodies, least recently used out first', async () => {
-    const t = await createTestApp({ seed: { users: 120, paymentsPerUser: 10 }, env: { CACHE_ENABLED: 'true', RESPONSE_CACHE_MAX_MB: '1' } });
+    const t = await createTestApp({ seed: { users: 120, paymentsPerUser: 10 }, env: { CACHE_ENABLED: 'true', RESPONSE_CACHE_MAX_MB: '1', RATE_LIMIT_ADMIN_CAPACITY: '1000000' } }); // 30 answers of ~4,400 points each in well under a second: more than an ADMIN's default budget
     try {
       const admin = await t.adminToken();
       // Each answer is about 93 KB of JSON (some 190 KB as the store counts it): a few pass 1 MB.

@@ -82,6 +82,12 @@ export interface NewPayment {
   idempotencyKey: string;
 }
 
+/** Card testing: at most `max` FAILED payments created within `windowSeconds` before new ones are refused. */
+export interface FailureRule {
+  max: number;
+  windowSeconds: number;
+}
+
 /** Options of the single-record loads of write paths. */
 export interface WriteLoadOptions {
   /** Lock the payment's row (FOR UPDATE) until the surrounding transaction ends; the user's is not locked. */
@@ -337,19 +343,46 @@ export class PaymentRepository extends EntityRepository<Payment> {
    * Inserts a PENDING payment unless the user already has one under this key; the id either way, and
    * the existing payment (its user joined) when there was one.
    */
-  async insertPendingOnce(data: NewPayment): Promise<{ id: number; inserted: true } | { id: number; inserted: false; existing: Payment }> {
+  async insertPendingOnce(
+    data: NewPayment,
+    failures?: FailureRule,
+  ): Promise<{ id: number; inserted: true } | { id: number; inserted: false; existing: Payment } | { inserted: false; refused: true }> {
+    // Card testing: the insert itself checks the user's recent failures (no statement of its own, and
+    // atomic with the insert); a retry of a payment that exists is never refused (its key conflicts).
+    const guard = failures
+      ? `where (select count(*) from (select 1 from payments where user_id = ? and status = 'FAILED' and created_at > now() - ? * interval '1 second' limit ?) recent) < ?`
+      : '';
     const [inserted] = await queryRows<{ id: number }>(
       this.getEntityManager(),
       `insert into payments (user_id, amount, currency, description, idempotency_key, status, created_by, updated_by)
-       values (?, ?, ?, ?, ?, 'PENDING', ?, ?)
+       select ?, ?, ?, ?, ?, 'PENDING', ?, ? ${guard}
        on conflict (user_id, idempotency_key) do nothing
        returning id`,
-      [data.userId, data.amount, data.currency, data.description, data.idempotencyKey, data.userId, data.userId],
+      [
+        data.userId, data.amount, data.currency, data.description, data.idempotencyKey, data.userId, data.userId,
+        ...(failures ? [data.userId, failures.windowSeconds, failures.max, failures.max] : []),
+      ],
     );
     if (inserted) return { id: inserted.id, inserted: true };
     const existing = await this.getPaymentByIdempotencyKey(data.userId, data.idempotencyKey);
-    if (!existing) throw new Error(`payment of user ${data.userId} under key ${data.idempotencyKey} vanished`);
-    return { id: existing.id, inserted: false, existing };
+    if (existing) return { id: existing.id, inserted: false, existing };
+    if (failures) return { inserted: false, refused: true };
+    throw new Error(`payment of user ${data.userId} under key ${data.idempotencyKey} vanished`);
+  }
+
+  /**
+   * When the user may create payments again under `rule`: once fewer than `max` of their FAILED
+   * payments were created within the window (null: they may now). One index-only statement.
+   */
+  async failuresClearAt(userId: number, rule: FailureRule): Promise<Date | null> {
+    const rows = await queryRows<{ created_at: Date }>(
+      this.getEntityManager(),
+      `select created_at from payments where user_id = ? and status = 'FAILED' and created_at > now() - ? * interval '1 second'
+       order by created_at desc limit ?`,
+      [userId, rule.windowSeconds, rule.max],
+    );
+    if (rows.length < rule.max) return null;
+    return new Date(new Date(rows[rule.max - 1]!.created_at).getTime() + rule.windowSeconds * 1000);
   }
 
   /**

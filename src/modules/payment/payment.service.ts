@@ -12,10 +12,12 @@ import { inTransaction } from '../../core/sql.js';
 import { CANCELABLE } from './payment.status.js';
 import { AuditEntityType, AuditLogEntry } from '../audit/audit.entity.js';
 import type { AuditChange, AuditContext } from '../audit/audit.js';
+import type { PaymentAttempts } from './payment.attempts.js';
 import {
   BadUserInputError,
   ConflictError,
   NotFoundError,
+  PaymentAttemptsExceededError,
   PaymentProviderUnavailableError,
   PaymentsNotConfiguredError,
 } from '../../core/errors.js';
@@ -88,22 +90,41 @@ function answer(deps: PaymentDeps, payment: Payment): PaymentRow {
  * idempotency key finds the row and completes it, and Stripe's own Idempotency-Key (`payment:<id>`)
  * makes sure that at most one PaymentIntent exists for it. Final statuses come from the webhook.
  */
-export function createPaymentService() {
+export function createPaymentService(options: { /** Card-testing protection; null: none. */ attempts?: PaymentAttempts | null } = {}) {
   /** Concurrent createPayment calls for one (user, key) on this app instance share one completion. */
   const inFlight = new Map<string, Promise<CreatePaymentResult>>();
+  const attempts = options.attempts ?? null;
   return {
     async createPayment(deps: PaymentDeps, viewer: Viewer, input: CreatePaymentInput): Promise<CreatePaymentResult> {
       const stripe = requireStripe(deps.stripe);
       const currency = input.currency.toLowerCase();
       const description = input.description ?? null;
       const data = { userId: viewer.id, amount: input.amount, currency, description, idempotencyKey: input.idempotencyKey };
+      let attemptTaken = false;
+      if (attempts) {
+        const wait = await attempts.take(viewer.id);
+        attemptTaken = wait === 0;
+        // Over the budget, a retry of a payment that exists is still answered; a new one is refused.
+        if (!attemptTaken && !(await payments(deps).getPaymentByIdempotencyKey(viewer.id, input.idempotencyKey))) {
+          await refuse(deps, viewer, data, 'attempts', wait, `At most ${attempts.perMinute} new payments per minute; retry in ${wait} s`);
+        }
+      }
       const created = await audited(deps, async (tx) => {
-        const result = await tx.insertPendingOnce(data);
+        const result = await tx.insertPendingOnce(data, attempts?.failures);
         const { idempotencyKey: _key, ...fields } = data;
         return { result, change: result.inserted ? paymentChange(result.id, 'create', null, { ...fields, status: PaymentStatus.PENDING }) : null };
       });
+      if ('refused' in created) {
+        const rule = attempts!.failures!;
+        const clearAt = await payments(deps).failuresClearAt(viewer.id, rule);
+        const wait = Math.max(1, Math.ceil(((clearAt?.getTime() ?? Date.now()) - Date.now()) / 1000));
+        return refuse(deps, viewer, data, 'failures', wait, `New payments are refused for now: ${rule.max} or more payments failed within ${rule.windowSeconds} s; retry in ${wait} s`);
+      }
       const id = created.id;
       if (!created.inserted) {
+        // A retry of an existing payment is not a new attempt.
+        // (The store never rejects: it counts locally when Redis is away.)
+        if (attemptTaken) attempts!.giveBack(viewer.id, () => undefined);
         const { existing } = created;
         if (existing.amount !== input.amount || existing.currency !== currency || (existing.description ?? null) !== description) {
           throw new ConflictError('idempotencyKey was already used for a payment with other parameters');
@@ -211,6 +232,26 @@ export function createPaymentService() {
 
 /** Payment writes of one app instance (its in-flight completions are its own). */
 export type PaymentService = ReturnType<typeof createPaymentService>;
+
+/**
+ * Refuses a new payment (card-testing protection): the refusal is appended to the audit log (on the
+ * user, action `payment_refused`, with its reason) in a transaction of its own, then thrown.
+ */
+async function refuse(
+  deps: PaymentDeps,
+  viewer: Viewer,
+  data: { amount: number; currency: string },
+  reason: 'attempts' | 'failures',
+  retryAfterSeconds: number,
+  message: string,
+): Promise<never> {
+  await inTransaction(deps.em, (tx) =>
+    tx.getRepository(AuditLogEntry).append(deps.audit, [
+      { entityType: AuditEntityType.USER, entityId: viewer.id, action: 'payment_refused', before: null, after: { reason, retryAfterSeconds, amount: data.amount, currency: data.currency } },
+    ]),
+  );
+  throw new PaymentAttemptsExceededError(message, reason, retryAfterSeconds);
+}
 
 /** Creates (or finds again) the PaymentIntent of a committed PENDING payment. */
 async function completeIntent(deps: PaymentDeps, stripe: StripeClient, id: number): Promise<CreatePaymentResult> {

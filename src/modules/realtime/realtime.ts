@@ -29,6 +29,7 @@ import { attributedFork } from '../../core/sql-stats.js';
 import { currentViewer } from '../auth/viewer.js';
 import { operationCost } from '../../core/security.js';
 import { formatClientError } from '../../core/errors.js';
+import type { Limits } from '../limits/limits.js';
 
 export const GRAPHQL_WS_PATH = '/graphql';
 
@@ -58,6 +59,10 @@ export interface RealtimeDeps {
   settings: RealtimeSettings;
   /** The same extra validation rules as HTTP operations (GraphQL Armor's depth, aliases, directives). */
   validationRules: readonly ValidationRule[];
+  /** Budgets of connection attempts per address and of subscriptions per viewer; null: none. */
+  limits: Pick<Limits, 'allowConnection' | 'allowSubscription'> | null;
+  /** The client's address of an upgrade request (TRUSTED_PROXIES applied). */
+  addressOf: (peer: string | undefined, headers: IncomingMessage['headers']) => string;
   registry: Registry;
   log: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
 }
@@ -214,7 +219,18 @@ export function createRealtime(deps: RealtimeDeps) {
         if (cost > maxCost) {
           return [new GraphQLError(`Query is too expensive: cost ${cost} is over the limit of ${maxCost} (lists count as many times as their "first")`, { extensions: { code: 'GRAPHQL_VALIDATION_FAILED', cost, maxCost } })];
         }
-        const contextValue = await contextFor(contextDeps, `ws:${id}`, ctx.extra.claims as never, { fresh: false });
+        if (deps.limits && ctx.extra.claims) {
+          const taken = await deps.limits.allowSubscription(ctx.extra.claims.id);
+          if (!taken.allowed) {
+            return [
+              new GraphQLError(`Throttled: too many subscriptions started; retry in ${taken.retryAfterSeconds} s`, {
+                extensions: { code: 'THROTTLED', retryAfterSeconds: taken.retryAfterSeconds },
+              }),
+            ];
+          }
+        }
+        const request = ctx.extra.request!;
+        const contextValue = await contextFor(contextDeps, `ws:${id}`, ctx.extra.claims as never, { fresh: false, clientAddress: deps.addressOf(request.socket.remoteAddress, request.headers) });
         const socket = ctx.extra.socket!;
         contextValue.connection = { close: (code, reason) => socket.close(code, reason) };
         return { schema, document, operationName: payload.operationName, variableValues: payload.variables, contextValue };
@@ -255,7 +271,24 @@ export function createRealtime(deps: RealtimeDeps) {
     };
     if (!accepting) return refuseUpgrade('503 Service Unavailable', 'draining');
     if (wss.clients.size >= deps.settings.maxSockets) return refuseUpgrade('503 Service Unavailable', 'max_sockets');
-    wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
+    const accept = () => wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
+    if (!deps.limits) return accept();
+    // The socket is ours until ws takes it: an error on it meanwhile (the client went away) is no fault.
+    const ignore = () => {};
+    socket.on('error', ignore);
+    deps.limits.allowConnection(deps.addressOf(request.socket.remoteAddress, request.headers)).then(
+      (taken) => {
+        socket.off('error', ignore);
+        if (socket.destroyed) return;
+        if (!taken.allowed) return refuseUpgrade(`429 Too Many Requests\r\nRetry-After: ${taken.retryAfterSeconds}`, 'throttled');
+        accept();
+      },
+      (err: unknown) => {
+        socket.off('error', ignore);
+        deps.log.error({ err }, 'rate limits: a connection attempt could not be counted');
+        socket.destroy();
+      },
+    );
   };
 
   return {

@@ -14,6 +14,8 @@ export interface ResponseCacheOptions {
   maxMemoryBytes: number;
   /** DEBUG_SQL: bodies carry per-request `extensions` (statements, cache stats) that a hit must not replay. */
   debugExtensions: boolean;
+  /** Cost budgets are on: bodies carry the request's `extensions.cost`, which a hit replaces with its own. */
+  costExtension?: boolean;
   registry?: Registry;
 }
 
@@ -177,7 +179,7 @@ export class ResponseCache {
     const verdict = this.verdicts.get(context.cache);
     if (!verdict?.cacheable || status !== 200 || !contentType || !verdict.dependencies.complete) return 'bypass';
     const value: StoredResponse = {
-      b: this.options.debugExtensions ? withoutRequestExtensions(body) : body,
+      b: this.options.debugExtensions || this.options.costExtension ? withoutRequestExtensions(body) : body,
       c: contentType,
       t: Object.fromEntries(verdict.dependencies.versions),
       o: verdict.operationName,
@@ -187,6 +189,15 @@ export class ResponseCache {
     else await this.shared!.set(key, JSON.stringify(value), { ttl: this.options.ttlSeconds });
     this.totals.sets++;
     return 'miss';
+  }
+
+  /** A stored body with one more top-level extension (a hit's own cost). */
+  withExtension(body: string, name: string, value: unknown): string {
+    // Without DEBUG_SQL a stored body has no extensions left (see `store`): the object is closed by its last brace.
+    if (!this.options.debugExtensions && body.endsWith('}') && !body.includes('"extensions"')) return `${body.slice(0, -1)},"extensions":{${JSON.stringify(name)}:${JSON.stringify(value)}}}`;
+    const parsed = JSON.parse(body) as { extensions?: Record<string, unknown> };
+    parsed.extensions = { ...parsed.extensions, [name]: value };
+    return JSON.stringify(parsed);
   }
 
   /** Counts what the handler did (for metrics). */
@@ -247,12 +258,13 @@ function keyedVariables(query: unknown, variables: unknown): [string, unknown][]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
-/** A debug body without what belonged to the request that made it (statement counts, cache stats). */
+/** A body without what belonged to the request that made it (statement counts, cache stats, its cost). */
 function withoutRequestExtensions(body: string): string {
   const parsed = JSON.parse(body) as { extensions?: Record<string, unknown> };
   if (parsed.extensions) {
     delete parsed.extensions.sql;
     delete parsed.extensions.cache;
+    delete parsed.extensions.cost;
     if (Object.keys(parsed.extensions).length === 0) delete parsed.extensions;
   }
   return JSON.stringify(parsed);
