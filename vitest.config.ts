@@ -11,7 +11,7 @@ const shared = {
 };
 
 /** The suites that prove rules, run a second time with production's caches on (see tests/helpers/test-app.ts). */
-const RULES = ['authorization', 'pagination', 'user-mutations', 'audit-log', 'payments', 'subscriptions'].map((name) => `tests/integration/${name}.test.ts`);
+const RULES = ['authorization', 'pagination', 'user-mutations', 'audit-log', 'payments', 'subscriptions', 'limits'].map((name) => `tests/integration/${name}.test.ts`);
 
 export default defineConfig({
   resolve,

@@ -43,7 +43,7 @@ describe('CORS with CORS_ORIGINS set', () => {
     expect((await preflight(url, 'http://localhost:5173')).headers.get('access-control-allow-origin')).toBe('http://localhost:5173');
   });
 
-  it('lets the page read the answer and the headers it needs (x-request-id, x-response-cache, retry-after)', async () => {
+  it('lets the page read the answer and the headers it needs (x-request-id, x-response-cache, retry-after, x-ratelimit-*)', async () => {
     const res = await fetch(url, {
       method: 'POST',
       headers: { origin: APP, 'content-type': 'application/json', authorization: `Bearer ${await t.adminToken()}` },
@@ -52,8 +52,9 @@ describe('CORS with CORS_ORIGINS set', () => {
     expect(res.status).toBe(200);
     expect(((await res.json()) as { data: unknown }).data).toEqual({ me: { email: 'admin@paygraph.dev' } });
     expect(res.headers.get('access-control-allow-origin')).toBe(APP);
-    expect(res.headers.get('access-control-expose-headers')?.split(/,\s*/)).toEqual(expect.arrayContaining(['x-request-id', 'x-response-cache', 'retry-after']));
+    expect(res.headers.get('access-control-expose-headers')?.split(/,\s*/)).toEqual(expect.arrayContaining(['x-request-id', 'x-response-cache', 'retry-after', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-used', 'x-ratelimit-reset']));
     expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    expect(res.headers.get('x-ratelimit-remaining')).toMatch(/^\d+$/);
   });
 
   it('gives an origin not listed no CORS header, on the preflight and on the request: the browser keeps the answer from its page', async () => {

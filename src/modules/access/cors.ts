@@ -4,8 +4,8 @@ import type { FastifyInstance } from 'fastify';
 /** Request headers a browser client of the API may send (its preflight asks for them). */
 const ALLOWED_HEADERS = ['authorization', 'content-type', 'x-request-id', 'traceparent', 'apollo-require-preflight', 'x-apollo-operation-name'];
 
-/** Response headers a browser client may read: the request's ids, the caches' verdict, when to retry. */
-const EXPOSED_HEADERS = ['x-request-id', 'x-client-request-id', 'x-response-cache', 'retry-after'];
+/** Response headers a browser client may read: the request's ids, the caches' verdict, its budget, when to retry. */
+const EXPOSED_HEADERS = ['x-request-id', 'x-client-request-id', 'x-response-cache', 'retry-after', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-used', 'x-ratelimit-reset'];
 
 /**
  * Cross-origin requests from browsers (CORS_ORIGINS): pages of the listed origins may call the API with
