@@ -16,6 +16,7 @@
  * for every HTTP request (bench/async-context.mjs) on each of its Nodes: what carrying request state in
  * an async context would cost. BENCH_COMPARE_FLAGS='<flags>[;<flags>]' adds the app on production's
  * Node with those Node flags instead of `start:prod`'s (say `--max-semi-space-size=16`).
+ * BENCH_LIMITS_OFF=1 adds the app with cost budgets off (they are on, sized never to refuse, in `app`).
  * BENCH_COMPARE_BUILD=<dir> adds the app built in another checkout (its `dist/`, after its own `npm
  * run build`): a before/after of two versions of the code in one run, on the same database.
  */
@@ -51,6 +52,8 @@ const isWarm = (target: string) => target === QUERY_CACHE_WARM || target === RES
 const COMPARE_NODES = (process.env.BENCH_COMPARE_NODE ?? '').split(',').filter(Boolean);
 const ASYNC_CONTEXT = process.env.BENCH_ASYNC_CONTEXT === '1';
 const COMPARE_FLAGS = (process.env.BENCH_COMPARE_FLAGS ?? '').split(';').map((f) => f.trim()).filter(Boolean);
+/** BENCH_LIMITS_OFF=1: also the app with RATE_LIMIT_ENABLED=false, interleaved (what the budgets cost). */
+const LIMITS_OFF = process.env.BENCH_LIMITS_OFF === '1';
 const COMPARE_BUILD = process.env.BENCH_COMPARE_BUILD ? path.resolve(process.env.BENCH_COMPARE_BUILD) : null;
 
 /** BENCH_TRACING=1,0.1: also run the app with OpenTelemetry on at these sampling ratios (to a local receiver). */
@@ -295,10 +298,18 @@ async function measureInterleaved(targets: Target[], scenario: Scenario, tokens:
   );
 }
 
+/** An answer without what only the app adds: `extensions.cost`, its client's budget (see README "Limits"). */
+function withoutCost(answer: unknown): unknown {
+  const { extensions, ...rest } = answer as { extensions?: Record<string, unknown> };
+  if (!extensions) return answer;
+  const { cost: _cost, ...others } = extensions;
+  return Object.keys(others).length > 0 ? { ...rest, extensions: others } : rest;
+}
+
 /** The app must answer exactly what the baseline answers, or the comparison means nothing. */
 async function checkSameAnswers(app: Running, baseline: Running, scenario: Scenario, tokens: Tokens): Promise<void> {
   for (const i of [0, 1, 7, 123]) {
-    const [a, b] = await Promise.all([post(app.url, scenario, tokens, i), post(baseline.url, scenario, tokens, i)]);
+    const [a, b] = await Promise.all([post(app.url, scenario, tokens, i).then(withoutCost), post(baseline.url, scenario, tokens, i)]);
     if (!isDeepStrictEqual(a, b)) {
       throw new Error(`${scenario.name} #${i}: the app and the baseline disagree\napp:      ${JSON.stringify(a).slice(0, 400)}\nbaseline: ${JSON.stringify(b).slice(0, 400)}`);
     }
@@ -364,6 +375,10 @@ async function main(): Promise<void> {
     for (const node of COMPARE_NODES) {
       const name = `app (node ${nodeVersion(node)})`;
       variants.push({ name, server: await startApp(db, false, {}, name, { node }) });
+    }
+    if (LIMITS_OFF) {
+      const name = 'app (limits off)';
+      variants.push({ name, server: await startApp(db, false, { RATE_LIMIT_ENABLED: 'false' }, name) });
     }
     if (COMPARE_BUILD) {
       const name = `app (${path.basename(COMPARE_BUILD)})`;

@@ -27,6 +27,14 @@ export function appEnv(databaseUrl: string): NodeJS.ProcessEnv {
     LOG_LEVEL: 'warn',
     SEED_DEMO: 'false',
     SHUTDOWN_GRACE_MS: '0',
+    // Cost budgets stay on (production's default), sized so that no bench load is ever refused: what
+    // the bench measures is what the accounting costs each request, not refusals.
+    RATE_LIMIT_CAPACITY: '1000000000',
+    RATE_LIMIT_RESTORE_RATE: '1000000000',
+    RATE_LIMIT_ADMIN_CAPACITY: '1000000000',
+    RATE_LIMIT_ADMIN_RESTORE_RATE: '1000000000',
+    PAYMENT_ATTEMPTS_PER_MINUTE: '0',
+    PAYMENT_ATTEMPTS_MAX_FAILURES: '0',
   };
 }
 
