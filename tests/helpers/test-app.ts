@@ -94,6 +94,10 @@ export function testEnv(databaseUrl: string): Record<string, string> {
     CACHE_ENABLED: productionCaches ? 'true' : 'false',
     // Any N+1 fails the request, so a regression anywhere fails some test.
     N_PLUS_ONE: 'error',
+    // Many suites make dozens of payments of one user as their setup: card-testing protection stays on
+    // (every createPayment runs its checked insert) with room for them; its own tests set it tight.
+    PAYMENT_ATTEMPTS_PER_MINUTE: '100000',
+    PAYMENT_ATTEMPTS_MAX_FAILURES: '100000',
   };
 }
 

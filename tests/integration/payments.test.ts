@@ -15,9 +15,7 @@ beforeAll(async () => {
   stripe = await StripeDouble.start();
   t = await createTestApp({
     seed: { users: 4, paymentsPerUser: 0 },
-    // These tests create and fail payments of one user by the dozen: card-testing protection (its own
-    // tests below) is on with room for them, so every create still runs its checked insert.
-    env: stripeEnvFor(stripe, { STRIPE_TIMEOUT_MS: '400', CACHE_ENABLED: 'true', PAYMENT_ATTEMPTS_PER_MINUTE: '1000', PAYMENT_ATTEMPTS_MAX_FAILURES: '1000' }),
+    env: stripeEnvFor(stripe, { STRIPE_TIMEOUT_MS: '400', CACHE_ENABLED: 'true' }),
   });
   admin = await t.adminToken();
   user2 = await t.userToken(2);
