@@ -298,7 +298,7 @@ async function measureInterleaved(targets: Target[], scenario: Scenario, tokens:
   );
 }
 
-/** An answer without what only the app adds: `extensions.cost`, its client's budget (see README "Limits"). */
+/** An answer without what only the app adds: `extensions.cost`, its client's budget (see docs/access.md, Limits). */
 function withoutCost(answer: unknown): unknown {
   const { extensions, ...rest } = answer as { extensions?: Record<string, unknown> };
   if (!extensions) return answer;

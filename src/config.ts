@@ -316,7 +316,7 @@ export interface Config {
     /** Bound of the in-process store (no Redis): megabytes of response bodies. */
     readonly maxMemoryMb: number;
   };
-  /** Cost budgets per client over time, and WebSocket budgets (src/modules/limits; README "Limits"). */
+  /** Cost budgets per client over time, and WebSocket budgets (src/modules/limits; docs/access.md). */
   readonly limits: LimitsSettings;
   /**
    * Proxies in front of the server that append to X-Forwarded-For (TRUSTED_PROXIES): the client's

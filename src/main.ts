@@ -62,7 +62,7 @@ async function main(): Promise<void> {
     }
   };
   // A rejection nobody handled is logged and counted, and serving goes on; an uncaught exception drains
-  // and exits 1 (see core/process-faults.ts and README, Failure modes).
+  // and exits 1 (see core/process-faults.ts and docs/failure-modes.md).
   installProcessFaultPolicy({ log: app.fastify.log, noteFault: app.noteProcessFault, shutdown: (reason, code) => void shutdown(reason, code) });
   app.onFatal((reason) => {
     app.fastify.log.error({ reason }, 'this instance cannot go on serving: draining, then exiting 1');

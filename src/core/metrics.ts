@@ -39,7 +39,7 @@ export function createMetrics(sources: {
   }
   const processFaults = new Counter({
     name: 'process_faults_total',
-    help: 'Unhandled promise rejections and uncaught exceptions that reached the process (see README, Failure modes)',
+    help: 'Unhandled promise rejections and uncaught exceptions that reached the process (see docs/failure-modes.md)',
     labelNames: ['kind'] as const,
     registers: [registry],
   });

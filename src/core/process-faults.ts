@@ -15,7 +15,7 @@ export interface ProcessFaultDeps {
 }
 
 /**
- * What the process does with a fault no handler took (README, Failure modes):
+ * What the process does with a fault no handler took (docs/failure-modes.md):
  *
  * - An unhandled promise rejection is logged with its error and the request it came from (when a
  *   request's load made it), counted, and the process keeps serving. A rejected promise that nobody

@@ -154,7 +154,7 @@ export async function processFaults(server: ServerProcess): Promise<number> {
   return [...text.matchAll(/^process_faults_total\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
 }
 
-/** One line of what a fault case saw, for the run's log (README, Failure modes, quotes these). */
+/** One line of what a fault case saw, for the run's log (docs/failure-modes.md quotes these). */
 export function reportFault(name: string, report: LoadReport, recovery: number | null = null): void {
   const codes = Object.entries(report.byCode).map(([code, n]) => `${code} ${n}`).join(', ') || 'none';
   console.log(

@@ -9,7 +9,7 @@ const redisUrl = inject('redisUrl');
 const preload = ['--import', path.join(projectRoot, 'tests/helpers/fault-preload.mjs')];
 
 /**
- * What the process does with a fault that no handler took (README, Failure modes; the policy is in
+ * What the process does with a fault that no handler took (docs/failure-modes.md; the policy is in
  * src/core/process-faults.ts): a rejection is logged and counted and serving goes on; an uncaught
  * exception drains the requests in flight and exits 1 for the supervisor. Node's default ends the
  * process at once for both.

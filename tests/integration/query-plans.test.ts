@@ -8,7 +8,7 @@ import { projectRoot } from '../helpers/server-process.js';
 
 /**
  * Every list read, for every filter the API offers, must be one that an index serves in its own
- * order: then a page costs the same at 5 million payments as at 500 (README, Scaling). The database
+ * order: then a page costs the same at 5 million payments as at 500 (docs/scaling.md). The database
  * here is small, where any plan is fast, so the test asks PostgreSQL what it would do if it could not
  * scan or sort a table: each statement a read sends is explained with sequential scans and sorts
  * disabled, and its plan must have neither a sequential scan of `payments` or `users` nor a sort of

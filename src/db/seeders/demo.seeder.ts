@@ -24,7 +24,7 @@ const BATCH_PAYMENTS = 250_000;
 
 /**
  * Deterministic demo data, inserted set-wise by PostgreSQL (1,000 x 20 takes well under a second; 5.5
- * million payments, a few minutes: see README, Scaling). On an empty database the first user is the
+ * million payments, a few minutes: see docs/scaling.md). On an empty database the first user is the
  * ADMIN `admin@paygraph.dev`; the rest are USERs named `user<n>@paygraph.dev`. Each user gets
  * `paymentsPerUser` payments with fixed amounts, currencies, statuses and timestamps (one minute apart,
  * newest = highest id), so runs are comparable. Up to BATCH_PAYMENTS payments in one transaction (all

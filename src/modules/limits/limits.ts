@@ -80,7 +80,7 @@ export interface Refusal {
 
 /**
  * Cost budgets per client over time (a leaky bucket per viewer, or per address without a token, in the
- * shared store), and the budgets of WebSocket connections and subscriptions. See README "Limits".
+ * shared store), and the budgets of WebSocket connections and subscriptions. See docs/access.md (Limits).
  */
 export function createLimits(
   settings: LimitsSettings,
