@@ -3,6 +3,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeProtectedHeader, jwtVerify, SignJWT } from 'jose';
 import { Role } from '../user/user.entity.js';
+import { Lru } from '../../core/lru.js';
 import { ForbiddenError, InvalidTokenError, UnauthenticatedError } from '../../core/errors.js';
 
 /** Who is asking, as the token says (an identity provider's token: as its identity's user is). */
@@ -36,15 +37,17 @@ export async function signToken(key: Uint8Array, viewer: Viewer, ttlSeconds: num
  * never remembered, and a remembered token stops working at its `exp` as it would unremembered.
  */
 export class TokenVerifier {
-  private readonly verified = new Map<string, { viewer: Viewer; expiresAtMs: number }>();
+  private readonly verified: Lru<string, { viewer: Viewer; expiresAtMs: number }>;
 
   constructor(
     private readonly key: Uint8Array,
-    private readonly maxRemembered = 10_000,
+    maxRemembered = 10_000,
     private readonly now: () => number = Date.now,
     /** An identity provider's tokens (OIDC_ISSUER; src/modules/identity), beside our own HS256 ones. */
     private readonly provider: { verify(token: string): Promise<{ viewer: Viewer; expiresAtMs: number }> } | null = null,
-  ) {}
+  ) {
+    this.verified = new Lru(maxRemembered);
+  }
 
   async viewerFromAuthorization(header: string | undefined): Promise<Viewer | null> {
     return (await this.verifyAuthorization(header))?.viewer ?? null;
@@ -58,15 +61,10 @@ export class TokenVerifier {
     const token = match[1]!;
     const known = this.verified.get(token);
     if (known) {
-      if (this.now() < known.expiresAtMs) {
-        this.verified.delete(token);
-        this.verified.set(token, known);
-        return known;
-      }
+      if (this.now() < known.expiresAtMs) return known;
       this.verified.delete(token);
     }
     const verified = await this.verify(token);
-    if (this.verified.size >= this.maxRemembered) this.verified.delete(this.verified.keys().next().value!);
     this.verified.set(token, verified);
     return verified;
   }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { createClient } from '@keyv/redis';
+import { Lru } from '../../core/lru.js';
+import { closeRedisClient, createRedisClient, type RedisClient } from '../../core/redis.js';
 
 /** A leaky bucket's size: it holds at most `capacity` points and refills at `restorePerSecond`. */
 export interface BucketSpec {
@@ -31,12 +32,14 @@ export function retryAfter(cost: number, available: number, spec: BucketSpec): n
  * used bucket is forgotten (it comes back full, as a new client's would).
  */
 export class LocalBuckets implements Buckets {
-  private readonly buckets = new Map<string, { available: number; at: number }>();
+  private readonly buckets: Lru<string, { available: number; at: number }>;
 
   constructor(
-    private readonly maxKeys = 100_000,
+    maxKeys = 100_000,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.buckets = new Lru(maxKeys);
+  }
 
   async take(key: string, cost: number, spec: BucketSpec): Promise<Taken> {
     const bucket = this.refilled(key, spec);
@@ -59,14 +62,12 @@ export class LocalBuckets implements Buckets {
     const now = this.now();
     let bucket = this.buckets.get(key);
     if (bucket) {
-      this.buckets.delete(key);
       bucket.available = Math.min(spec.capacity, bucket.available + ((now - bucket.at) * spec.restorePerSecond) / 1000);
       bucket.at = now;
     } else {
       bucket = { available: spec.capacity, at: now };
-      if (this.buckets.size >= this.maxKeys) this.buckets.delete(this.buckets.keys().next().value!);
+      this.buckets.set(key, bucket);
     }
-    this.buckets.set(key, bucket);
     return bucket;
   }
 }
@@ -111,8 +112,6 @@ return {allowed, tostring(available)}
 `;
 const BUCKET_SCRIPT_SHA = createHash('sha1').update(BUCKET_SCRIPT).digest('hex');
 
-type RedisClient = ReturnType<typeof createClient>;
-
 /** Buckets in Redis, shared by every instance on the same namespace. */
 export class RedisBuckets implements Buckets {
   readonly client: RedisClient;
@@ -123,12 +122,8 @@ export class RedisBuckets implements Buckets {
     private readonly prefix: string,
     onError: (err: unknown) => void,
   ) {
-    this.client = createClient({
-      url,
-      // While Redis is away, commands fail at once (the caller falls back to local buckets).
-      disableOfflineQueue: true,
-      socket: { connectTimeout: 1000, reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000) },
-    });
+    // While Redis is away, commands fail at once (the caller falls back to local buckets).
+    this.client = createRedisClient(url);
     this.client.on('error', onError);
     this.connected = this.client.connect().then(
       () => undefined,
@@ -149,12 +144,8 @@ export class RedisBuckets implements Buckets {
     await this.client.ping();
   }
 
-  async close(): Promise<void> {
-    try {
-      if (this.client.isOpen) await this.client.close();
-    } catch {
-      this.client.destroy();
-    }
+  close(): Promise<void> {
+    return closeRedisClient(this.client);
   }
 
   private async run(key: string, points: number, spec: BucketSpec, mode: 'take' | 'give'): Promise<[boolean, number]> {

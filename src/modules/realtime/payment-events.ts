@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createClient } from '@keyv/redis';
+import { closeRedisClient, createRedisClient, type RedisClient } from '../../core/redis.js';
 import type { PaymentRow } from '../payment/payment.repository.js';
 
 /** One change of a payment: the row as it is after the committed change. */
@@ -8,7 +8,6 @@ export interface PaymentEvent {
 }
 
 type Listener = (event: PaymentEvent) => void;
-type RedisClient = ReturnType<typeof createClient>;
 
 export interface PaymentEventBusOptions {
   /** With Redis, events reach every instance subscribed to the same channel; without, this process only. */
@@ -40,13 +39,8 @@ export class PaymentEventBus {
   /** Connects to Redis when configured (bounded; the bus works locally meanwhile). */
   async start(): Promise<void> {
     if (!this.options.redisUrl) return;
-    const settings = {
-      url: this.options.redisUrl,
-      disableOfflineQueue: true,
-      socket: { connectTimeout: 1000, reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000) },
-    };
-    this.publisher = createClient(settings);
-    this.subscriber = createClient(settings);
+    this.publisher = createRedisClient(this.options.redisUrl);
+    this.subscriber = createRedisClient(this.options.redisUrl);
     for (const client of [this.publisher, this.subscriber]) client.on('error', (err: unknown) => this.options.onError?.('payment events: Redis error', err));
     const connected = Promise.all([
       this.publisher.connect(),
@@ -79,14 +73,7 @@ export class PaymentEventBus {
 
   async close(): Promise<void> {
     this.listeners.clear();
-    for (const client of [this.subscriber, this.publisher]) {
-      if (!client) continue;
-      try {
-        if (client.isOpen) await client.close();
-      } catch {
-        client.destroy();
-      }
-    }
+    for (const client of [this.subscriber, this.publisher]) if (client) await closeRedisClient(client);
   }
 
   private receive(message: string): void {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ApolloServerPlugin } from '@apollo/server';
 import { Counter, type Registry } from 'prom-client';
 import type { CacheService, ReadDependencies } from '../../core/cache/index.js';
+import { Lru } from '../../core/lru.js';
 import type { RequestScope } from '../../core/request-scope.js';
 import type { Viewer } from '../auth/auth.js';
 
@@ -50,45 +51,32 @@ const MUTATION_OR_SUBSCRIPTION = /^\s*(mutation|subscription)\b/;
 /** Introspection anywhere in a document (a false positive only costs a bypass). */
 const INTROSPECTION = /\b__(schema|type)\b/;
 
-/** In-process bodies, bounded by their total size; the least recently used go first. */
+/** In-process bodies, bounded by their total size (the least recently used go first), each with its TTL. */
 class MemoryResponses {
-  private readonly entries = new Map<string, { value: StoredResponse; bytes: number; expires: number }>();
-  private bytes = 0;
+  private readonly entries: Lru<string, { value: StoredResponse; expires: number }>;
 
-  constructor(private readonly maxBytes: number) {}
+  constructor(maxBytes: number) {
+    // UTF-16 length of the body plus a rough allowance for the key and the tag versions.
+    const weigh = ({ value }: { value: StoredResponse }, key: string) => value.b.length * 2 + key.length * 2 + 64 * Object.keys(value.t).length + 128;
+    this.entries = new Lru<string, { value: StoredResponse; expires: number }>(Number.POSITIVE_INFINITY, { weigh, max: maxBytes });
+  }
 
   get(key: string): StoredResponse | undefined {
     const entry = this.entries.get(key);
     if (!entry) return undefined;
-    this.entries.delete(key);
     if (entry.expires <= Date.now()) {
-      this.bytes -= entry.bytes;
+      this.entries.delete(key);
       return undefined;
     }
-    this.entries.set(key, entry);
     return entry.value;
   }
 
   set(key: string, value: StoredResponse, ttlMs: number): void {
-    // UTF-16 length of the body plus a rough allowance for the key and the tag versions.
-    const bytes = value.b.length * 2 + key.length * 2 + 64 * Object.keys(value.t).length + 128;
-    if (bytes > this.maxBytes) return;
-    const old = this.entries.get(key);
-    if (old) {
-      this.entries.delete(key);
-      this.bytes -= old.bytes;
-    }
-    this.entries.set(key, { value, bytes, expires: Date.now() + ttlMs });
-    this.bytes += bytes;
-    for (const [k, e] of this.entries) {
-      if (this.bytes <= this.maxBytes) break;
-      this.entries.delete(k);
-      this.bytes -= e.bytes;
-    }
+    this.entries.set(key, { value, expires: Date.now() + ttlMs });
   }
 
   get size(): { entries: number; bytes: number } {
-    return { entries: this.entries.size, bytes: this.bytes };
+    return { entries: this.entries.size, bytes: this.entries.totalWeight };
   }
 }
 
