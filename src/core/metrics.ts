@@ -187,3 +187,5 @@ export function registerMetricsRoute(
     return reply.type(registry.contentType).send(await registry.metrics());
   });
 }
+
+export type Metrics = ReturnType<typeof createMetrics>;

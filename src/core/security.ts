@@ -27,7 +27,7 @@ export function armorProtection(config: Config) {
   const armor = new ApolloArmor({
     maxDepth: { n: config.graphql.maxDepth, flattenFragments: true },
     maxAliases: { n: config.graphql.maxAliases },
-    // Applied by graphql-js's own parser (Apollo's `parseOptions.maxTokens`, see app.ts): Armor's
+    // Applied by graphql-js's own parser (Apollo's `parseOptions.maxTokens`, see app/graphql.ts): Armor's
     // plugin throws from a hook, which Apollo answers as an internal error (500).
     maxTokens: { enabled: false },
     maxDirectives: { n: config.graphql.maxDirectives },

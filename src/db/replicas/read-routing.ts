@@ -13,6 +13,16 @@ export function lsnToNumber(lsn: string | null | undefined): number {
   return parseInt(high!, 16) * 2 ** 32 + parseInt(low!, 16);
 }
 
+/**
+ * The primary's current WAL position as a number (after a write: the position every replica must
+ * have replayed to show it). `loggerContext` attributes its statement to a request.
+ */
+export async function primaryWalPosition(orm: MikroORM, loggerContext?: Record<string, unknown>): Promise<number> {
+  const context = loggerContext ?? attributedFork(orm.em, 'write-position').getLoggerContext();
+  const [row] = await orm.em.getConnection('write').execute<{ lsn: string }[]>('select pg_current_wal_lsn()::text as lsn', [], 'all', undefined, context);
+  return lsnToNumber(row?.lsn);
+}
+
 export interface ReplicaStatus {
   name: string;
   /** In the rotation: answered its last check, is a standby, and lags at most the limit. */
@@ -117,10 +127,8 @@ export class ReadRouting {
    * The primary's WAL position now (after a write's commit, or when a tag version is made anew), as a
    * number; its statement counts against the request whose logger context is given.
    */
-  async writePosition(loggerContext?: Record<string, unknown>): Promise<number> {
-    const context = loggerContext ?? attributedFork(this.orm.em, 'write-position').getLoggerContext();
-    const [row] = await this.orm.em.getConnection('write').execute<{ lsn: string }[]>('select pg_current_wal_lsn()::text as lsn', [], 'all', undefined, context);
-    return lsnToNumber(row?.lsn);
+  writePosition(loggerContext?: Record<string, unknown>): Promise<number> {
+    return primaryWalPosition(this.orm, loggerContext);
   }
 
   /** The position of the viewer's latest write (0: none known); fails open to 0 with a counted error. */
