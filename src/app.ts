@@ -8,7 +8,7 @@ import { registerMetricsRoute } from './core/metrics.js';
 import { registerHealthRoutes } from './core/health.js';
 import type { HotDocumentStore } from './core/document-store.js';
 import { buildId } from './core/build-id.js';
-import type { CacheService } from './core/cache/index.js';
+import type { CacheService, WriteChange } from './core/cache/index.js';
 import { createReconciler, type Reconciler } from './modules/reconciliation/reconciler.js';
 import type { Realtime } from './modules/realtime/realtime.js';
 import { registerStripeWebhook } from './modules/payment/webhook.route.js';
@@ -85,15 +85,13 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   let draining = false;
   registerHealthRoutes(fastify, { orm, cache, build, isDraining: () => draining, replicas: routing ? () => routing.status() : null, limits: () => budgets.status() });
   registerMetricsRoute(fastify, metrics.registry, config.metrics);
-  const invalidate = async (tags: string[]) => {
-    await cache.invalidate(tags);
-  };
-  await registerStripeWebhook(fastify, { orm, webhookSecret: config.stripe.webhookSecret, invalidate });
+  const written = (change: WriteChange) => cache.write(change);
+  await registerStripeWebhook(fastify, { orm, webhookSecret: config.stripe.webhookSecret, written });
   const reconciler = stripe
     ? createReconciler({
         orm,
         stripe,
-        invalidate,
+        written,
         afterSeconds: config.reconcile.afterSeconds,
         batchSize: config.reconcile.batchSize,
         minCallIntervalMs: config.reconcile.minCallIntervalMs,

@@ -32,7 +32,7 @@ await withDatabase({ entry: 'reconcile' }, async (orm, config) => {
     const reconciler = createReconciler({
       orm,
       stripe,
-      invalidate: async (tags) => cache?.invalidate(tags),
+      written: async (change) => cache?.write(change),
       afterSeconds: config.reconcile.afterSeconds,
       batchSize: config.reconcile.batchSize,
       minCallIntervalMs: config.reconcile.minCallIntervalMs,

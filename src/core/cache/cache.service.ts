@@ -6,6 +6,7 @@ import { SingleFlight } from './single-flight.js';
 import { PendingWrites } from './pending-writes.js';
 import { memoryStore, redisStore, type StoreParts } from './stores.js';
 import { keyValueView } from './key-value.js';
+import { writeTags, type WriteChange } from './tags.js';
 
 import { CacheTimeoutError, emptyStats, type CacheServiceOptions, type Entry, type LayerStats, type LoadRequest, type WriteInfo } from './cache.types.js';
 
@@ -195,7 +196,7 @@ export class CacheService {
    * (every 0.1 s at first, then at most every 2 s) until it lands, and once more on close. Other
    * instances can serve an entry from before the write until then, and never past its TTL.
    */
-  async invalidate(tags: readonly string[], options: { actors?: readonly number[] } = {}): Promise<void> {
+  async invalidate(tags: readonly string[], options: { actors?: readonly number[]; change?: WriteChange } = {}): Promise<void> {
     if (tags.length === 0) return;
     // With read replicas: the primary's WAL position now, after the write's commit. Each new version
     // carries it, so a load under these tags is never filled from a replica that has not replayed it.
@@ -212,7 +213,7 @@ export class CacheService {
     this.pending.addInvalidations(tags, position);
     await this.pending.flush();
     // Writes call this after they commit: what they changed is final, whatever the store said.
-    const write: WriteInfo = { position, actors: options.actors ?? [] };
+    const write: WriteInfo = { change: options.change ?? {}, position, actors: options.actors ?? [] };
     for (const listener of this.invalidationListeners) {
       try {
         await listener(tags, write);
@@ -220,6 +221,11 @@ export class CacheService {
         this.noteError(err);
       }
     }
+  }
+
+  /** Records a committed write: bumps the tags of what it changed (`writeTags`) and tells the listeners what that was. */
+  write(change: WriteChange, options: { actors?: readonly number[] } = {}): Promise<void> {
+    return this.invalidate(writeTags(change), { ...options, change });
   }
 
   /**

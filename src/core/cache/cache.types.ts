@@ -1,3 +1,5 @@
+import type { WriteChange } from './tags.js';
+
 /** Counters of one layer, or of one request. */
 export interface LayerStats {
   hits: number;
@@ -59,6 +61,8 @@ export class CacheTimeoutError extends Error {
 
 /** What listeners learn of a committed write besides its tags. */
 export interface WriteInfo {
+  /** What it changed (empty for a bare invalidation of tags). */
+  change: WriteChange;
   /** The primary's WAL position after the commit (0 without read replicas). */
   position: number;
   /** The viewers who made it (a request's viewer). */

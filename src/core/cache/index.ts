@@ -1,4 +1,4 @@
-export { CacheService, type CacheServiceOptions, type LayerStats } from './cache.service.js';
+export { CacheService, type CacheServiceOptions, type LayerStats, type WriteInfo } from './cache.service.js';
 export { QueryCache, ReadDependencies, type CacheSpec, type QueryCacheStats } from './query-cache.js';
 export { cached, cachedFunction, bindQueryCache, queryCacheFor } from './cached.js';
 export { cacheKey } from './cache-key.js';
@@ -10,4 +10,4 @@ import type { CacheService } from './cache.service.js';
 export async function clearCache(cache: CacheService): Promise<void> {
   await cache.clear();
 }
-export { cacheTags, paymentWriteTags, userWriteTags } from './tags.js';
+export { cacheTags, isEmptyChange, mergeChanges, writeOwners, writeTags, type WriteChange } from './tags.js';

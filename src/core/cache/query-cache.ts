@@ -1,5 +1,6 @@
 import type { SqlEntityManager } from '@mikro-orm/postgresql';
 import { cacheKey } from './cache-key.js';
+import { writeTags, type WriteChange } from './tags.js';
 import { emptyStats, versionPosition, type CacheService, type LayerStats } from './cache.service.js';
 import { TAGGED_READ_KEY, taggedReadFork } from '../sql-stats.js';
 import { noteErrorRequest } from '../process-faults.js';
@@ -227,11 +228,16 @@ export class QueryCache {
   };
 
   /** Invalidates tags everywhere, whether or not this request reads through the cache. */
-  async invalidate(tags: readonly string[]): Promise<void> {
+  async invalidate(tags: readonly string[], change?: WriteChange): Promise<void> {
     this.memo.clear();
     // Whatever this request reads after its write, it reads on the primary.
     this.route = undefined;
-    await this.service?.invalidate(tags, { actors: this.actorId === null ? [] : [this.actorId] });
+    await this.service?.invalidate(tags, { actors: this.actorId === null ? [] : [this.actorId], change });
+  }
+
+  /** Records this request's committed write (see `CacheService.write`): its tags everywhere, and what it changed. */
+  write(change: WriteChange): Promise<void> {
+    return this.invalidate(writeTags(change), change);
   }
 
   getStats(): QueryCacheStats {

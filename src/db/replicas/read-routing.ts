@@ -4,7 +4,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { FastifyBaseLogger } from 'fastify';
 import { attributedFork, taggedReadFork } from '../../core/sql-stats.js';
 import { bindReadTarget, type ReadTarget } from '../../core/sql.js';
-import type { CacheService } from '../../core/cache/index.js';
+import { writeOwners, type CacheService } from '../../core/cache/index.js';
 
 /** `16/B374D848` -> a number (exact up to 2^53 bytes of WAL, some 9 PB). */
 export function lsnToNumber(lsn: string | null | undefined): number {
@@ -91,13 +91,9 @@ export class ReadRouting {
     // MikroORM's replica connections, in DATABASE_REPLICA_URLS order (named replica1, replica2...).
     const connections = (orm.em.getDriver() as unknown as { replicas: AbstractSqlConnection[] }).replicas;
     this.replicas = connections.map((connection, i) => ({ name: `replica${i + 1}`, connection, healthy: false, lagMs: null, replayed: 0, problem: 'not checked yet' }));
-    cache.onInvalidate(async (tags, write) => {
+    cache.onInvalidate(async (_tags, write) => {
       if (write.position <= 0) return;
-      const owners = new Set<number>(write.actors);
-      for (const tag of tags) {
-        const m = /^(?:user|payments:user):(\d+)$/.exec(tag);
-        if (m) owners.add(Number(m[1]));
-      }
+      const owners = new Set<number>([...write.actors, ...writeOwners(write.change)]);
       await Promise.all([...owners].map((id) => cache.raiseMark(`lsn:user:${id}`, write.position, markTtlMs(options.maxLagMs))));
     });
     if (options.registry) this.registerMetrics(options.registry);

@@ -50,7 +50,7 @@ function paymentDeps(ctx: Context): PaymentDeps {
   return {
     em: ctx.em,
     stripe: ctx.stripe,
-    invalidate: (tags) => ctx.cache.invalidate(tags),
+    written: (change) => ctx.cache.write(change),
     primeUser: (user) => ctx.loaders.primeUsers([user]),
     audit: userActor(requireViewer(ctx.viewer).id, ctx.requestId, ctx.clientRequestId),
   };

@@ -7,7 +7,7 @@ import type { CreatePaymentInput } from './payment.inputs.js';
 import type { StripeClient } from './stripe.client.js';
 import { canSeeUser, type Viewer } from '../auth/auth.js';
 import { userEntityToRow, type UserRow } from '../user/user.repository.js';
-import { paymentWriteTags } from '../../core/cache/index.js';
+import type { WriteChange } from '../../core/cache/index.js';
 import { inTransaction } from '../../core/sql.js';
 import { CANCELABLE } from './payment.status.js';
 import { AuditEntityType, AuditLogEntry } from '../audit/audit.entity.js';
@@ -25,8 +25,8 @@ import {
 export interface PaymentDeps {
   em: SqlEntityManager;
   stripe: StripeClient | null;
-  /** Invalidates cached reads of what a write touched. */
-  invalidate: (tags: string[]) => Promise<void>;
+  /** Records a committed write (the caches, the replicas' marks and the event bus learn what it changed). */
+  written: (change: WriteChange) => Promise<void>;
   /** Told of each user row a write path loaded, so `payment { user }` in its answer costs no statement. */
   primeUser?: (user: UserRow) => void;
   /** Who is writing: each change is appended to the audit log in its own transaction. */
@@ -130,7 +130,7 @@ export function createPaymentService(options: { /** Card-testing protection; nul
           throw new ConflictError('idempotencyKey was already used for a payment with other parameters');
         }
       } else {
-        await deps.invalidate(paymentWriteTags({ id, userId: viewer.id, stripePaymentIds: [] }));
+        await deps.written({ payments: [{ id, userId: viewer.id }] });
       }
 
       const flightKey = `${viewer.id}:${input.idempotencyKey}`;
@@ -163,7 +163,7 @@ export function createPaymentService(options: { /** Card-testing protection; nul
           if (tries > 1) return this.cancelPayment(deps, viewer, id, tries - 1);
           throw new ConflictError('the payment changed while it was being canceled; read it and try again');
         }
-        await deps.invalidate(paymentWriteTags({ id, userId: payment.user.id, stripePaymentIds: [] }));
+        await deps.written({ payments: [{ id, userId: payment.user.id }] });
         return paymentNow(deps, id);
       }
       try {
@@ -295,7 +295,7 @@ async function completeIntent(deps: PaymentDeps, stripe: StripeClient, id: numbe
       const failed = await tx.failPending(id, reason, deps.audit.actorId);
       return { result: failed, change: failed ? paymentChange(id, 'status_changed', { status: PaymentStatus.PENDING, failureReason: null }, { status: PaymentStatus.FAILED, failureReason: reason }) : null };
     });
-    await deps.invalidate(paymentWriteTags({ id, userId, stripePaymentIds: [] }));
+    await deps.written({ payments: [{ id, userId }] });
     return { payment: await paymentNow(deps, id), clientSecret: null };
   }
 
@@ -308,7 +308,7 @@ async function completeIntent(deps: PaymentDeps, stripe: StripeClient, id: numbe
     await stripe.paymentIntents.cancel(intent.id, {}, { idempotencyKey: cancelKey(id) }).catch(() => undefined);
     return { payment: await paymentNow(deps, id), clientSecret: null };
   }
-  await deps.invalidate(paymentWriteTags({ id, userId, stripePaymentIds: [intent.id] }));
+  await deps.written({ payments: [{ id, userId, stripePaymentIds: [intent.id] }] });
   return { payment: await paymentNow(deps, id), clientSecret: intent.client_secret };
 }
 

@@ -2,7 +2,7 @@ import type { SqlEntityManager } from '@mikro-orm/postgresql';
 import type Stripe from 'stripe';
 import { Payment, PaymentStatus } from './payment.entity.js';
 import { canTransition } from './payment.status.js';
-import { paymentWriteTags } from '../../core/cache/index.js';
+import type { WriteChange } from '../../core/cache/index.js';
 import { AuditEntityType, AuditLogEntry } from '../audit/audit.entity.js';
 import type { AuditContext } from '../audit/audit.js';
 
@@ -50,14 +50,14 @@ export function observationsOfIntent(intent: Stripe.PaymentIntent): ProviderObse
 /**
  * Applies one observation to a payment locked (FOR UPDATE) in the transaction `tx`: through the
  * status machine, so a late or repeated observation changes nothing, and refund totals only grow. A
- * change is written with its audit entry in the same transaction. Returns the cache tags to bump.
+ * change is written with its audit entry in the same transaction. Returns what it changed (nothing when nothing did).
  */
 export async function settle(
   tx: SqlEntityManager,
   payment: Payment,
   observation: ProviderObservation,
   actor: AuditContext,
-): Promise<{ outcome: SettlementOutcome; tags: string[] }> {
+): Promise<{ outcome: SettlementOutcome; change: WriteChange }> {
   // The intent id too: settlement links it when the payment did not have it (the event's metadata
   // named the payment), and that link is part of what the audit entry shows.
   const before = { status: payment.status, failureReason: payment.failureReason ?? null, amountRefunded: payment.amountRefunded, stripePaymentId: payment.stripePaymentId ?? null };
@@ -65,7 +65,7 @@ export async function settle(
   let after: typeof before;
   let outcome: SettlementOutcome;
   if (observation.kind === 'status') {
-    if (!canTransition(payment.status, observation.status)) return { outcome: 'ignored_transition', tags: [] };
+    if (!canTransition(payment.status, observation.status)) return { outcome: 'ignored_transition', change: {} };
     after = { ...before, ...linked, status: observation.status, failureReason: observation.failureReason ?? before.failureReason };
     outcome = 'transitioned';
   } else {
@@ -79,7 +79,7 @@ export async function settle(
     outcome = full && status === PaymentStatus.REFUNDED ? 'transitioned' : 'refund_recorded';
   }
   const changed = (Object.keys(after) as (keyof typeof after)[]).filter((k) => after[k] !== before[k]);
-  if (changed.length === 0) return { outcome: outcome === 'refund_recorded' ? 'unchanged' : outcome, tags: [] };
+  if (changed.length === 0) return { outcome: outcome === 'refund_recorded' ? 'unchanged' : outcome, change: {} };
 
   await tx.getRepository(Payment).applyProviderState(payment.id, {
     status: after.status,
@@ -96,5 +96,5 @@ export async function settle(
       after: Object.fromEntries(changed.map((k) => [k, after[k]])),
     },
   ]);
-  return { outcome, tags: paymentWriteTags({ id: payment.id, userId: payment.user.id, stripePaymentIds: [payment.stripePaymentId, observation.intentId] }) };
+  return { outcome, change: { payments: [{ id: payment.id, userId: payment.user.id, stripePaymentIds: [payment.stripePaymentId, observation.intentId] }] } };
 }

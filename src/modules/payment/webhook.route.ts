@@ -3,6 +3,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import Stripe from 'stripe';
 import { applyStripeEvent } from './webhook.service.js';
 import { attributedFork } from '../../core/sql-stats.js';
+import { isEmptyChange, type WriteChange } from '../../core/cache/index.js';
 
 export const WEBHOOK_PATH = '/webhooks/stripe';
 const BODY_LIMIT = 1024 * 1024;
@@ -12,7 +13,7 @@ const TOLERANCE_SECONDS = 300;
 export interface WebhookDeps {
   orm: MikroORM;
   webhookSecret: string | undefined;
-  invalidate: (tags: string[]) => Promise<void>;
+  written: (change: WriteChange) => Promise<void>;
 }
 
 /**
@@ -47,8 +48,8 @@ export async function registerStripeWebhook(fastify: FastifyInstance, deps: Webh
         return reply.code(400).send({ error: 'malformed event' });
       }
       // Its statements are attributed to this request (operation logs, slow-statement reports).
-      const { outcome, tags } = await applyStripeEvent(attributedFork(deps.orm.em, request.id), event);
-      await deps.invalidate(tags);
+      const { outcome, change } = await applyStripeEvent(attributedFork(deps.orm.em, request.id), event);
+      if (!isEmptyChange(change)) await deps.written(change);
       request.log.info({ eventId: event.id, type: event.type, outcome }, 'stripe webhook');
       return reply.code(200).send({ received: true, outcome });
     });

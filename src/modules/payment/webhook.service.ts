@@ -5,6 +5,7 @@ import { StripeEvent } from './stripe-event.entity.js';
 import { settle, type ProviderObservation, type SettlementOutcome } from './payment.settlement.js';
 import { stripeActor } from '../audit/audit.js';
 import { inTransaction } from '../../core/sql.js';
+import type { WriteChange } from '../../core/cache/index.js';
 
 export type WebhookOutcome = SettlementOutcome | 'duplicate' | 'unknown_payment_intent' | 'ignored_type';
 
@@ -55,23 +56,23 @@ function observationOf(event: Stripe.Event): { intentId: string | undefined; met
  * same transaction as the change it causes (and the change's audit entry, actor STRIPE); a redelivery
  * (also a concurrent one, which waits on the primary key) inserts nothing and changes nothing. The
  * change itself goes through the same settlement as reconciliation (`payment.settlement.ts`).
- * Returns the cache tags to invalidate.
+ * Returns what it changed, for the caches, the replicas' marks and the event bus.
  */
-export async function applyStripeEvent(em: SqlEntityManager, event: Stripe.Event): Promise<{ outcome: WebhookOutcome; tags: string[] }> {
+export async function applyStripeEvent(em: SqlEntityManager, event: Stripe.Event): Promise<{ outcome: WebhookOutcome; change: WriteChange }> {
   return inTransaction(em, async (tx) => {
     const events = tx.getRepository(StripeEvent);
-    if (!(await events.recordReceived(event.id, event.type))) return { outcome: 'duplicate' as const, tags: [] };
+    if (!(await events.recordReceived(event.id, event.type))) return { outcome: 'duplicate' as const, change: {} };
 
     let outcome: WebhookOutcome = 'ignored_type';
     let payment: Payment | null = null;
-    let tags: string[] = [];
+    let change: WriteChange = {};
     const seen = observationOf(event);
     if (seen) {
       payment = seen.intentId ? await lockPayment(tx, seen.intentId, seen.metadataPaymentId) : null;
       if (!payment || !seen.intentId) outcome = 'unknown_payment_intent';
-      else ({ outcome, tags } = await settle(tx, payment, seen.observation(seen.intentId), stripeActor(event.id)));
+      else ({ outcome, change } = await settle(tx, payment, seen.observation(seen.intentId), stripeActor(event.id)));
     }
     await events.recordOutcome(event.id, outcome, payment?.id ?? null);
-    return { outcome, tags };
+    return { outcome, change };
   });
 }

@@ -24,7 +24,7 @@ import { Payment } from '../payment/payment.entity.js';
 import type { TokenVerifier } from '../auth/auth.js';
 import { PaymentEventBus, type PaymentEvent } from './payment-events.js';
 import { requestedHash, TRUSTED_DOCUMENT_REQUIRED, type TrustedDocuments } from '../documents/trusted-documents.js';
-import { bindQueryCache, QueryCache, type CacheService } from '../../core/cache/index.js';
+import { bindQueryCache, QueryCache, type CacheService, type WriteInfo } from '../../core/cache/index.js';
 import { attributedFork } from '../../core/sql-stats.js';
 import { currentViewer } from '../auth/viewer.js';
 import { operationCost } from '../../core/security.js';
@@ -327,13 +327,12 @@ export function createRealtime(deps: RealtimeDeps) {
 export type Realtime = ReturnType<typeof createRealtime>;
 
 /**
- * What publishes payment changes from invalidations: given the tags a committed write bumped, it loads
- * the row of each payment among them (one statement) and publishes it. Used by the app and by
- * `npm run reconcile`.
+ * What publishes payment changes from committed writes: it loads the row of each payment the write
+ * changed (one statement) and publishes it. Used by the app and by `npm run reconcile`.
  */
-export function paymentPublisher(orm: MikroORM, bus: PaymentEventBus): (tags: readonly string[]) => Promise<void> {
-  return async (tags) => {
-    const ids = tags.flatMap((tag) => (/^payment:(\d+)$/.exec(tag) ? [Number(tag.slice(8))] : []));
+export function paymentPublisher(orm: MikroORM, bus: PaymentEventBus): (tags: readonly string[], write: WriteInfo) => Promise<void> {
+  return async (_tags, write) => {
+    const ids = [...new Set((write.change.payments ?? []).map((p) => p.id))];
     if (ids.length === 0) return;
     const rows = await attributedFork(orm.em, 'event:publish').getRepository(Payment).findRowsByIds(ids);
     for (const payment of rows) await bus.publish({ payment });

@@ -7,7 +7,7 @@ import { CANCELABLE } from '../payment/payment.status.js';
 import type { StripeClient } from '../payment/stripe.client.js';
 import { reconcilerActor } from '../audit/audit.js';
 import { AuditEntityType, AuditLogEntry } from '../audit/audit.entity.js';
-import { paymentWriteTags } from '../../core/cache/index.js';
+import { isEmptyChange, mergeChanges, type WriteChange } from '../../core/cache/index.js';
 import { inTransaction, tryAdvisoryXactLock } from '../../core/sql.js';
 import { attributedFork } from '../../core/sql-stats.js';
 
@@ -17,8 +17,8 @@ export const RECONCILE_LOCK_KEY = 0x70617967; // "payg"
 export interface ReconcilerOptions {
   orm: MikroORM;
   stripe: StripeClient;
-  /** Bumps the cache tags of what a run changed. */
-  invalidate: (tags: string[]) => Promise<void>;
+  /** Records what a run changed (the caches, the replicas' marks and the event bus learn of it). */
+  written: (change: WriteChange) => Promise<void>;
   /** A payment is asked about once it has been unsettled (or its refund in flight) this long. */
   afterSeconds: number;
   /** At most this many payments per run for each of its two tasks (the next run takes the rest). */
@@ -83,21 +83,22 @@ export function createReconciler(options: ReconcilerOptions) {
    * Writes what Stripe said about payment `id` (each observation on the row read again, locked), and
    * `extra` in the same transaction; then invalidates what changed. Tracked, so `stop` waits for it.
    */
-  async function apply(id: number, runId: string, observations: readonly ProviderObservation[], extra?: (tx: SqlEntityManager) => Promise<string[]>): Promise<boolean> {
+  async function apply(id: number, runId: string, observations: readonly ProviderObservation[], extra?: (tx: SqlEntityManager) => Promise<WriteChange>): Promise<boolean> {
     const work = (async () => {
-      const tags = await inTransaction(fresh(runId), async (tx) => {
+      const change = await inTransaction(fresh(runId), async (tx) => {
         const repo = tx.getRepository(Payment);
-        const all: string[] = [];
+        let all: WriteChange = {};
         for (const observation of observations) {
           const payment = await repo.getPaymentWithUser(id, { lock: true });
           if (!payment) return all;
-          all.push(...(await settle(tx, payment, observation, reconcilerActor(runId))).tags);
+          all = mergeChanges(all, (await settle(tx, payment, observation, reconcilerActor(runId))).change);
         }
-        if (extra) all.push(...(await extra(tx)));
+        if (extra) all = mergeChanges(all, await extra(tx));
         return all;
       });
-      if (tags.length > 0) await options.invalidate([...new Set(tags)]);
-      return tags.length > 0;
+      if (isEmptyChange(change)) return false;
+      await options.written(change);
+      return true;
     })();
     settling = work;
     try {
@@ -131,7 +132,7 @@ export function createReconciler(options: ReconcilerOptions) {
       if (after && [PaymentStatus.PENDING, PaymentStatus.REQUIRES_ACTION, PaymentStatus.PROCESSING].includes(after.status)) {
         await repo.noteReconcileCheck(id, options.afterSeconds);
       }
-      return [];
+      return {};
     });
   }
 
@@ -144,11 +145,11 @@ export function createReconciler(options: ReconcilerOptions) {
         const repo = tx.getRepository(Payment);
         // Unlinked: unless a completion links an intent meanwhile (that one would have to be canceled at Stripe).
         const canceled = payment.stripePaymentId ? await repo.cancelPending(id, payment.status) : await repo.cancelUnlinked(id, payment.status, null);
-        if (!canceled) return [];
+        if (!canceled) return {};
         await tx.getRepository(AuditLogEntry).append(reconcilerActor(runId), [
           { entityType: AuditEntityType.PAYMENT, entityId: id, action: 'status_changed', before: { status: payment.status }, after: { status: PaymentStatus.CANCELED } },
         ]);
-        return paymentWriteTags({ id, userId: payment.user.id, stripePaymentIds: [payment.stripePaymentId] });
+        return { payments: [{ id, userId: payment.user.id, stripePaymentIds: [payment.stripePaymentId] }] };
       });
     if (!payment.stripePaymentId) return cancelHere();
     let intent: Stripe.PaymentIntent;

@@ -15,7 +15,7 @@ import type { Context } from '../../context.js';
 import { TrackResolverPath } from '../../core/resolver-path.js';
 import { Connection } from '../../core/connection.js';
 import { NotFoundError } from '../../core/errors.js';
-import { cacheTags, userWriteTags } from '../../core/cache/index.js';
+import { cacheTags } from '../../core/cache/index.js';
 import {
   assertPageSize,
   decodePaymentCursor,
@@ -141,7 +141,7 @@ export class UserResolver {
   async createUser(@Arg('input', () => CreateUserInput) input: CreateUserInput, @Ctx() ctx: Context): Promise<UserRow> {
     requireAdmin(ctx.viewer);
     const user = await userService.createUser(writeDeps(ctx), input);
-    await ctx.cache.invalidate(userWriteTags(user.id));
+    await ctx.cache.write({ users: [user.id] });
     return userEntityToRow(user);
   }
 
@@ -153,7 +153,7 @@ export class UserResolver {
   ): Promise<UserRow> {
     const viewer = requireViewer(ctx.viewer);
     const user = await userService.updateUser(writeDeps(ctx), viewer, parseId(id), input);
-    await ctx.cache.invalidate(userWriteTags(user.id));
+    await ctx.cache.write({ users: [user.id] });
     return userEntityToRow(user);
   }
 
@@ -164,7 +164,7 @@ export class UserResolver {
     requireAdmin(ctx.viewer);
     const userId = parseId(id);
     const deleted = await userService.deleteUser(writeDeps(ctx), userId);
-    await ctx.cache.invalidate([...userWriteTags(userId), cacheTags.paymentsOfUser(userId)]);
+    await ctx.cache.write({ users: [userId], paymentsOfUsers: [userId] });
     return deleted;
   }
 }
