@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import type { LimitsSettings } from './modules/limits/limits.js';
 
 const booleanFromEnv = z
   .enum(['true', 'false', '1', '0'], { message: 'must be true or false' })
@@ -334,6 +333,30 @@ export interface Config {
   /** Seed demo data into an empty database at start; by default only in development. */
   readonly seedDemo: boolean;
   readonly logLevel: string;
+}
+
+/** A leaky bucket's size: it holds at most `capacity` points and refills at `restorePerSecond`. */
+export interface BucketSize {
+  readonly capacity: number;
+  readonly restorePerSecond: number;
+}
+
+/** Cost budgets per client over time, and WebSocket budgets (src/modules/limits; docs/access.md). */
+export interface LimitsSettings {
+  /** RATE_LIMIT_ENABLED: cost budgets over time; off only when set to false. */
+  readonly enabled: boolean;
+  readonly user: BucketSize;
+  readonly admin: BucketSize;
+  /** Clients without a token, by address. */
+  readonly anonymous: BucketSize;
+  /** Added to a mutation's cost for each of its root fields (a write weighs more than its selection). */
+  readonly mutationCost: number;
+  /** What a response-cache hit costs: little, but not nothing. */
+  readonly cachedCost: number;
+  /** WebSocket connection attempts per client address. */
+  readonly connections: BucketSize;
+  /** Subscriptions started per viewer. */
+  readonly subscriptions: BucketSize;
 }
 
 export class ConfigError extends Error {

@@ -3,28 +3,15 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { checkedOperationCost, fragmentsOf, rootTypeOf } from '../../core/security.js';
 import { ThrottledError } from '../../core/errors.js';
 import type { Context } from '../../context.js';
+import type { Config } from '../../config.js';
 import type { Viewer } from '../auth/auth.js';
 import { Role } from '../user/user.entity.js';
 import type { BudgetStore } from './budget-store.js';
 import type { BucketSpec, Taken } from './buckets.js';
 import { responseCost } from './cost.js';
 
-export interface LimitsSettings {
-  /** RATE_LIMIT_ENABLED: cost budgets over time; off only when set to false. */
-  readonly enabled: boolean;
-  readonly user: BucketSpec;
-  readonly admin: BucketSpec;
-  /** Clients without a token, by address. */
-  readonly anonymous: BucketSpec;
-  /** Added to a mutation's cost for each of its root fields (a write weighs more than its selection). */
-  readonly mutationCost: number;
-  /** What a response-cache hit costs: little, but not nothing. */
-  readonly cachedCost: number;
-  /** WebSocket connection attempts per client address. */
-  readonly connections: BucketSpec;
-  /** Subscriptions started per viewer. */
-  readonly subscriptions: BucketSpec;
-}
+/** The budgets' settings (RATE_LIMIT_*; see src/config.ts). */
+export type LimitsSettings = Config['limits'];
 
 /** `extensions.cost`, with Shopify's names so clients that know them understand it. */
 export interface CostExtension {
