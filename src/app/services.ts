@@ -33,8 +33,8 @@ function poolStats(orm: MikroORM, max: number): PoolStats | null {
 }
 
 /**
- * Step 3, in dependency order: tokens, the shared cache (Redis when configured), metrics, read
- * routing over the replicas (it keeps its marks in the cache), Stripe, and the budgets' store.
+ * Step 3, in dependency order: tokens, the shared cache and the budgets' store (Redis when
+ * configured), metrics, read routing over the replicas (it keeps its marks in the cache), Stripe.
  */
 export async function createServices(config: Config, db: Database, log: FastifyBaseLogger, build: string): Promise<Services> {
   const { orm, totals } = db;
@@ -55,7 +55,10 @@ export async function createServices(config: Config, db: Database, log: FastifyB
     timeoutMs: config.cache.timeoutMs,
     onError: (message, error) => log.warn({ err: error }, message),
   });
-  if (!(await cache.ready())) log.warn('cache store (Redis) not reachable at start; reading from PostgreSQL until it is');
+  const budgets = new BudgetStore({ redisUrl: config.redisUrl, namespace: config.cache.namespace, timeoutMs: config.cache.timeoutMs, log });
+  // Both wait (bounded) for Redis at the same time: with Redis away, start-up waits once, not twice.
+  const [cacheReady] = await Promise.all([cache.ready(), budgets.ready()]);
+  if (!cacheReady) log.warn('cache store (Redis) not reachable at start; reading from PostgreSQL until it is');
   const metrics = createMetrics({
     cacheTotals: () => cache.totals,
     pool: () => poolStats(orm, config.dbPoolMax),
@@ -65,7 +68,5 @@ export async function createServices(config: Config, db: Database, log: FastifyB
   const routing = replicated ? new ReadRouting(orm, cache, { maxLagMs: config.replicas.maxLagMs, checkMs: config.replicas.checkMs, registry: metrics.registry, log }) : null;
   await routing?.start();
   totals.observe = statementMonitor({ slowMs: config.db.slowStatementMs, registry: metrics.registry, log });
-  const budgets = new BudgetStore({ redisUrl: config.redisUrl, namespace: config.cache.namespace, timeoutMs: config.cache.timeoutMs, log });
-  await budgets.ready();
   return { build, tokens, cache, routing, stripe: createStripeClient(config.stripe), metrics, budgets };
 }

@@ -7,8 +7,10 @@ import {
   isObjectType,
   Kind,
   type DocumentNode,
+  type FieldNode,
   type FragmentDefinitionNode,
   type GraphQLCompositeType,
+  type GraphQLField,
   type GraphQLObjectType,
   type OperationDefinitionNode,
   type GraphQLSchema,
@@ -40,6 +42,49 @@ export function armorProtection(config: Config) {
   return armor.protect();
 }
 
+/** A field an operation selects; `child` when it has a selection of its own over a composite type. */
+export interface SelectedField {
+  selection: FieldNode;
+  child: { field: GraphQLField<unknown, unknown>; type: GraphQLCompositeType; selectionSet: SelectionSetNode } | null;
+}
+
+function compositeChild(parentType: GraphQLCompositeType, selection: FieldNode): SelectedField['child'] {
+  if (!selection.selectionSet || !isObjectType(parentType)) return null;
+  const field = parentType.getFields()[selection.name.value];
+  if (!field) return null;
+  const type = getNamedType(field.type);
+  return isCompositeType(type) ? { field, type, selectionSet: selection.selectionSet } : null;
+}
+
+/**
+ * Calls `visit` for every field selected at this level, through inline and named fragments. A named
+ * fragment already expanded on this path is skipped (cycles are a validation error anyway); `visit`
+ * gets the fragments expanded so far, for a walk into the field's own selection.
+ */
+export function forEachField(
+  schema: GraphQLSchema,
+  selectionSet: SelectionSetNode,
+  parentType: GraphQLCompositeType,
+  fragments: Record<string, FragmentDefinitionNode>,
+  visit: (field: SelectedField, seen: ReadonlySet<string>) => void,
+  seen: ReadonlySet<string> = new Set(),
+): void {
+  for (const selection of selectionSet.selections) {
+    if (selection.kind === Kind.FIELD) {
+      visit({ selection, child: compositeChild(parentType, selection) }, seen);
+    } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+      const type = selection.typeCondition ? (schema.getType(selection.typeCondition.name.value) as GraphQLCompositeType | undefined) : parentType;
+      forEachField(schema, selection.selectionSet, type ?? parentType, fragments, visit, seen);
+    } else {
+      const name = selection.name.value;
+      const fragment = fragments[name];
+      if (!fragment || seen.has(name)) continue;
+      const type = schema.getType(fragment.typeCondition.name.value) as GraphQLCompositeType | undefined;
+      forEachField(schema, fragment.selectionSet, type ?? parentType, fragments, visit, new Set([...seen, name]));
+    }
+  }
+}
+
 /**
  * The cost of an operation with each list counted as many times as it may return: every field costs
  * 1, and a field that takes `first` multiplies the cost of its selection by `first` (its default when
@@ -52,37 +97,30 @@ export function operationCost(
   parentType: GraphQLCompositeType,
   fragments: Record<string, FragmentDefinitionNode>,
   variables: Record<string, unknown>,
-  seen: Set<string> = new Set(),
+  seen: ReadonlySet<string> = new Set(),
 ): number {
   let cost = 0;
-  for (const selection of selectionSet.selections) {
-    if (selection.kind === Kind.FIELD) {
+  forEachField(
+    schema,
+    selectionSet,
+    parentType,
+    fragments,
+    ({ selection, child }, seenHere) => {
       cost += 1;
-      if (!selection.selectionSet || !isObjectType(parentType)) continue;
-      const field = parentType.getFields()[selection.name.value];
-      if (!field) continue;
-      const childType = getNamedType(field.type);
-      if (!isCompositeType(childType)) continue;
-      let multiplier = 1;
-      const firstArg = field.args.find((a) => a.name === 'first');
-      if (firstArg) {
-        const given = selection.arguments?.find((a) => a.name.value === 'first')?.value;
-        const value = given ? valueOf(given, variables) : undefined;
-        multiplier = typeof value === 'number' && value > 0 ? value : typeof firstArg.defaultValue === 'number' ? firstArg.defaultValue : DEFAULT_PAGE_SIZE;
-      }
-      cost += multiplier * operationCost(schema, selection.selectionSet, childType, fragments, variables, seen);
-    } else if (selection.kind === Kind.INLINE_FRAGMENT) {
-      const type = selection.typeCondition ? (schema.getType(selection.typeCondition.name.value) as GraphQLCompositeType) : parentType;
-      cost += operationCost(schema, selection.selectionSet, type ?? parentType, fragments, variables, seen);
-    } else {
-      const name = selection.name.value;
-      const fragment = fragments[name];
-      if (!fragment || seen.has(name)) continue; // cycles are a validation error anyway
-      const type = schema.getType(fragment.typeCondition.name.value) as GraphQLCompositeType;
-      cost += operationCost(schema, fragment.selectionSet, type ?? parentType, fragments, variables, new Set([...seen, name]));
-    }
-  }
+      if (child) cost += multiplierOf(child.field, selection, variables) * operationCost(schema, child.selectionSet, child.type, fragments, variables, seenHere);
+    },
+    seen,
+  );
   return cost;
+}
+
+/** How many times a field's selection counts: its `first` (or that argument's default), else once. */
+function multiplierOf(field: GraphQLField<unknown, unknown>, selection: FieldNode, variables: Record<string, unknown>): number {
+  const firstArg = field.args.find((a) => a.name === 'first');
+  if (!firstArg) return 1;
+  const given = selection.arguments?.find((a) => a.name.value === 'first')?.value;
+  const value = given ? valueOf(given, variables) : undefined;
+  return typeof value === 'number' && value > 0 ? value : typeof firstArg.defaultValue === 'number' ? firstArg.defaultValue : DEFAULT_PAGE_SIZE;
 }
 
 function valueOf(node: ValueNode, variables: Record<string, unknown>): unknown {

@@ -52,11 +52,12 @@ export interface Posted {
 export async function postTo(
   app: App,
   query: string,
-  options: { token?: string; variables?: Record<string, unknown>; headers?: Record<string, string> } = {},
+  options: { token?: string; variables?: Record<string, unknown>; headers?: Record<string, string>; /** The client's address as the server sees it (default 127.0.0.1). */ remoteAddress?: string } = {},
 ): Promise<Posted> {
   const res = await app.fastify.inject({
     method: 'POST',
     url: '/graphql',
+    remoteAddress: options.remoteAddress,
     headers: { 'content-type': 'application/json', ...(options.token ? { authorization: `Bearer ${options.token}` } : {}), ...options.headers },
     payload: JSON.stringify({ query, variables: options.variables }),
   });

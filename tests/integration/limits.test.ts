@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { createTestApp, type TestApp } from '../helpers/test-app.js';
+import { createTestApp, postTo, type Posted, type TestApp } from '../helpers/test-app.js';
 import { createApp, type App } from '../../src/app.js';
 import { RedisProcess, hasRedisServer } from '../helpers/redis-server.js';
 import { sleep, subscribeWith, wsClient } from '../helpers/ws-client.js';
@@ -19,26 +19,14 @@ let seq = 0;
 /** A page of 10 asked (1 + 1 + 10 x 2 = 22 points); a user with 3 payments uses 1 + 1 + 1 + 3 = 6. */
 const MY_PAGE = '{ me { payments(first: 10) { nodes { id } } } }';
 
-interface Answer {
-  status: number;
-  body: { data?: any; errors?: { message: string; extensions?: Record<string, any> }[]; extensions?: Record<string, any> };
-  headers: Record<string, unknown>;
-  statements: number;
-}
+/** One POST /graphql as a client at `address` sends it. */
+const post = (app: App, query: string, options: { token?: string; address?: string; headers?: Record<string, string> } = {}): Promise<Posted> =>
+  postTo(app, query, { token: options.token, headers: options.headers, remoteAddress: options.address });
 
-async function post(app: App, query: string, options: { token?: string; address?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
-  const res = await app.fastify.inject({
-    method: 'POST',
-    url: '/graphql',
-    remoteAddress: options.address,
-    headers: { 'content-type': 'application/json', ...(options.token ? { authorization: `Bearer ${options.token}` } : {}), ...options.headers },
-    payload: JSON.stringify({ query }),
-  });
-  const body = res.json();
-  return { status: res.statusCode, body, headers: res.headers, statements: body.extensions?.sql?.statements ?? 0 };
-}
+/** Every statement the instance has run, attributed to a request or not. */
+const statementsRun = (app: App) => app.sqlTotals.attributed + app.sqlTotals.unattributed;
 
-const code = (a: Answer) => a.body.errors?.[0]?.extensions?.code;
+const code = (a: Posted) => a.body.errors?.[0]?.extensions?.code;
 
 /** Polls until `check` holds (the unused points of a response are given back after it is sent). */
 async function eventually(check: () => Promise<boolean>, ms = 2000): Promise<void> {
@@ -64,7 +52,7 @@ describe('cost budgets on one instance (memory store)', () => {
   it('every response carries extensions.cost (Shopify names) and x-ratelimit-* headers; a short page gives back what it did not use', async () => {
     const first = await post(t.app, MY_PAGE, { token: user2 });
     expect(first.status).toBe(200);
-    expect(first.body.data.me.payments.nodes).toHaveLength(3);
+    expect(first.body.data!.me.payments.nodes).toHaveLength(3);
     expect(first.body.extensions!.cost).toEqual({
       requestedQueryCost: 22,
       actualQueryCost: 6,
@@ -92,7 +80,7 @@ describe('cost budgets on one instance (memory store)', () => {
       expect(ok.status).toBe(200);
       expect(ok.body.extensions!.cost.requestedQueryCost).toBe(1);
     }
-    const totals = t.app.sqlTotals.attributed + t.app.sqlTotals.unattributed;
+    const totals = statementsRun(t.app);
     const refused = await post(t.app, '{ __typename }', { address: '10.0.0.1' });
     expect(refused.status).toBe(429);
     expect(code(refused)).toBe('THROTTLED');
@@ -101,7 +89,7 @@ describe('cost budgets on one instance (memory store)', () => {
     expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1);
     expect(refused.body.extensions!.cost).toMatchObject({ requestedQueryCost: 1, actualQueryCost: null, throttleStatus: { maximumAvailable: 3 } });
     expect(refused.statements).toBe(0);
-    expect(t.app.sqlTotals.attributed + t.app.sqlTotals.unattributed).toBe(totals);
+    expect(statementsRun(t.app)).toBe(totals);
     // Without trusted proxies, X-Forwarded-For is the client's own text: it changes nothing.
     const forged = await post(t.app, '{ __typename }', { address: '10.0.0.1', headers: { 'x-forwarded-for': '203.0.113.77' } });
     expect(forged.status).toBe(429);
@@ -193,7 +181,7 @@ describe.runIf(redisUrl)('budgets shared by two instances on Redis', () => {
       expect(ok.body.extensions!.cost).toMatchObject({ requestedQueryCost: 5, actualQueryCost: 5 });
     }
     // 12 - 10 = about 2 points left (plus 4 a second since): B refuses the next 5.
-    const statements = b.sqlTotals.attributed + b.sqlTotals.unattributed;
+    const statements = statementsRun(b);
     const refused = await post(b, me(++seq), { token });
     expect(refused.status).toBe(429);
     expect(code(refused)).toBe('THROTTLED');
@@ -201,7 +189,7 @@ describe.runIf(redisUrl)('budgets shared by two instances on Redis', () => {
     expect(wait).toBe(1);
     expect(refused.body.errors![0]!.message).toMatch(/^Throttled: this operation costs 5 points and \d of 12 are available \(4 restored per second\); retry in 1 s$/);
     expect(refused.statements).toBe(0);
-    expect(b.sqlTotals.attributed + b.sqlTotals.unattributed).toBe(statements);
+    expect(statementsRun(b)).toBe(statements);
     // Restored at 4 points a second: after Retry-After it passes, on either instance.
     await sleep(wait * 1000);
     const after = await post(b, me(++seq), { token });

@@ -1,13 +1,5 @@
-import {
-  getNamedType,
-  isCompositeType,
-  isObjectType,
-  Kind,
-  type FragmentDefinitionNode,
-  type GraphQLCompositeType,
-  type GraphQLSchema,
-  type SelectionSetNode,
-} from 'graphql';
+import type { FragmentDefinitionNode, GraphQLCompositeType, GraphQLSchema, SelectionSetNode } from 'graphql';
+import { forEachField } from '../../core/security.js';
 
 /**
  * What a response really cost, from what it holds: every field 1, and a field whose value is an object
@@ -25,27 +17,17 @@ export function responseCost(
 ): number {
   if (value === null || typeof value !== 'object') return 0;
   let cost = 0;
-  for (const selection of selectionSet.selections) {
-    if (selection.kind === Kind.FIELD) {
+  forEachField(
+    schema,
+    selectionSet,
+    parentType,
+    fragments,
+    ({ selection, child }, seenHere) => {
       cost += 1;
-      if (!selection.selectionSet || !isObjectType(parentType)) continue;
-      const field = parentType.getFields()[selection.name.value];
-      if (!field) continue;
-      const childType = getNamedType(field.type);
-      if (!isCompositeType(childType)) continue;
-      const child = (value as Record<string, unknown>)[selection.alias?.value ?? selection.name.value];
-      cost += objectsCost(schema, selection.selectionSet, childType, fragments, child, seen);
-    } else if (selection.kind === Kind.INLINE_FRAGMENT) {
-      const type = selection.typeCondition ? (schema.getType(selection.typeCondition.name.value) as GraphQLCompositeType | undefined) : parentType;
-      cost += responseCost(schema, selection.selectionSet, type ?? parentType, fragments, value, seen);
-    } else {
-      const name = selection.name.value;
-      const fragment = fragments[name];
-      if (!fragment || seen.has(name)) continue;
-      const type = schema.getType(fragment.typeCondition.name.value) as GraphQLCompositeType | undefined;
-      cost += responseCost(schema, fragment.selectionSet, type ?? parentType, fragments, value, new Set([...seen, name]));
-    }
-  }
+      if (child) cost += objectsCost(schema, child.selectionSet, child.type, fragments, (value as Record<string, unknown>)[selection.alias?.value ?? selection.name.value], seenHere);
+    },
+    seen,
+  );
   return cost;
 }
 
